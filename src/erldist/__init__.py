@@ -1,0 +1,1 @@
+"""erldist: a Python process as a real node of an Erlang distribution cluster."""
