@@ -1,0 +1,124 @@
+"""Machine-readable events about what a node did, for metrics and alerting.
+
+Logging tells a human what happened; telemetry hands a program a typed event
+it can count or route. Handlers run synchronously, in attach order, on the
+thread that emitted (often a node's event loop), so they should be quick. A
+handler that raises is logged and skipped: observing a node must never break it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
+
+from erldist.events import NodeDown, NodeUp
+
+if TYPE_CHECKING:
+    # Only for annotations: names emits telemetry, so a runtime import would be a cycle.
+    from erldist.names import BudgetSite, InputKind
+
+__all__ = [
+    "AtomBudgetExhausted",
+    "ConnectAttemptFailed",
+    "EpmdFallback",
+    "HandshakeRejected",
+    "NodeDown",
+    "NodeUp",
+    "TelemetryEvent",
+    "attach",
+    "detach",
+    "emit",
+]
+
+log = logging.getLogger("erldist.telemetry")
+
+
+@dataclass(frozen=True, slots=True)
+class AtomBudgetExhausted:
+    """A fresh node name or cookie was refused because the atom budget is spent.
+
+    ``attempted_input`` is the offending text itself so a handler can find its
+    source; when ``kind`` is a cookie it is never shown by ``repr``/``str``, so
+    logging the event cannot leak the secret.
+    """
+
+    # repr=False keeps the input out of the generated repr even if __repr__ below is removed.
+    attempted_input: str = field(repr=False)
+    where: BudgetSite
+    kind: InputKind
+
+    def __repr__(self) -> str:
+        shown = "<redacted>" if self.kind.secret else repr(self.attempted_input)
+        return (
+            f"AtomBudgetExhausted(attempted_input={shown}, where={self.where!r}, "
+            f"kind={self.kind!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectAttemptFailed:
+    """An outgoing connection to ``node`` could not be set up."""
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRejected:
+    """A handshake with ``node`` failed.
+
+    ``reason`` is a ``HandshakeFailure`` name (``"BAD_COOKIE"``, ...) plus
+    detail; it never contains a cookie.
+    """
+
+    node: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EpmdFallback:
+    """The node started the embedded EPMD, or re-registered with EPMD."""
+
+    detail: str
+
+
+TelemetryEvent: TypeAlias = (
+    AtomBudgetExhausted
+    | NodeUp
+    | NodeDown
+    | ConnectAttemptFailed
+    | HandshakeRejected
+    | EpmdFallback
+)
+Handler: TypeAlias = Callable[[TelemetryEvent], object]
+
+_lock = threading.Lock()
+# Replaced, never mutated: emit iterates a snapshot without taking the lock.
+_handlers: tuple[Handler, ...] = ()
+
+
+def attach(handler: Handler) -> None:
+    """Call ``handler`` for every later event; attaching it again changes nothing."""
+    global _handlers
+    with _lock:
+        if handler not in _handlers:
+            _handlers = (*_handlers, handler)
+
+
+def detach(handler: Handler) -> None:
+    """Stop calling ``handler``; a handler that is not attached is ignored."""
+    global _handlers
+    with _lock:
+        _handlers = tuple(h for h in _handlers if h != handler)
+
+
+def emit(event: TelemetryEvent) -> None:
+    """Hand ``event`` to every handler attached when the call starts, in attach order."""
+    for handler in _handlers:
+        try:
+            handler(event)
+        except Exception:
+            log.exception("telemetry handler %r failed on %r", handler, event)

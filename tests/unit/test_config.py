@@ -1,0 +1,206 @@
+"""Config: documented defaults, validation of every field, atomic replacement."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from erldist import config
+from erldist.config import Config, ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _restore_defaults() -> Iterator[None]:
+    config.reset()
+    yield
+    config.reset()
+
+
+INT_FIELDS = ["max_distribution_atoms", "health_parallelism"]
+FLOAT_FIELDS = [
+    "health_timeout",
+    "connect_timeout",
+    "start_timeout",
+    "net_ticktime",
+    "ping_timeout",
+]
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    cfg = config.default()
+    assert cfg.max_distribution_atoms == 10_000
+    assert cfg.health_timeout == 8.0
+    assert cfg.health_parallelism == 32
+    assert cfg.connect_timeout == 7.0
+    assert cfg.start_timeout == 10.0
+    assert cfg.net_ticktime == 60.0
+    assert cfg.ping_timeout == 8.0
+    assert {f.name for f in dataclasses.fields(Config)} == set(INT_FIELDS + FLOAT_FIELDS)
+
+
+def test_get_starts_at_the_defaults() -> None:
+    assert config.get() == config.default() == Config()
+
+
+def test_configure_returns_and_installs_the_new_config() -> None:
+    new = config.configure(max_distribution_atoms=5, health_timeout=2.5)
+    assert config.get() is new
+    assert new.max_distribution_atoms == 5
+    assert new.health_timeout == 2.5
+    assert new.ping_timeout == 8.0  # untouched fields keep their values
+
+
+def test_configure_keeps_earlier_changes() -> None:
+    config.configure(ping_timeout=1.0)
+    config.configure(connect_timeout=2.0)
+    assert (config.get().ping_timeout, config.get().connect_timeout) == (1.0, 2.0)
+
+
+def test_configure_with_nothing_changes_nothing() -> None:
+    before = config.configure(ping_timeout=3.0)
+    assert config.configure() == before
+
+
+def test_int_seconds_become_floats() -> None:
+    cfg = config.configure(health_timeout=3, net_ticktime=15)
+    assert type(cfg.health_timeout) is float and cfg.health_timeout == 3.0
+    assert type(cfg.net_ticktime) is float
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.get().health_timeout = 1.0  # type: ignore[misc]
+
+
+def test_reset_goes_back_to_the_defaults() -> None:
+    config.configure(max_distribution_atoms=1, net_ticktime=5)
+    assert config.reset() == config.default()
+    assert config.get() == Config()
+
+
+def test_default_ignores_the_current_config() -> None:
+    config.configure(start_timeout=1.0)
+    assert config.default().start_timeout == 10.0
+
+
+def configure_error(**changes: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        config.configure(**changes)
+    return str(info.value)
+
+
+def test_unknown_field_is_named() -> None:
+    text = configure_error(max_atoms=5)
+    assert "unknown config field(s) max_atoms" in text
+    assert "max_distribution_atoms" in text  # the known ones are listed
+
+
+def test_several_unknown_fields_are_all_named() -> None:
+    assert "bogus, nope" in configure_error(nope=1, bogus=2, ping_timeout=1.0)
+
+
+@pytest.mark.parametrize("field", INT_FIELDS)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "must be an int, not bool"),
+        (False, "must be an int, not bool"),
+        (1.5, "must be an int, not float"),
+        (10.0, "must be an int, not float"),
+        ("10", "must be an int, not str"),
+        (None, "must be an int, not NoneType"),
+        (0, "must be >= 1, got 0"),
+        (-3, "must be >= 1, got -3"),
+    ],
+)
+def test_int_fields_are_validated(field: str, value: object, message: str) -> None:
+    assert configure_error(**{field: value}) == f"{field} {message}"
+
+
+@pytest.mark.parametrize("field", FLOAT_FIELDS)
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "must be a number of seconds, not bool"),
+        ("8", "must be a number of seconds, not str"),
+        (None, "must be a number of seconds, not NoneType"),
+        (0, "must be a finite number > 0, got 0"),
+        (0.0, "must be a finite number > 0, got 0.0"),
+        (-1.0, "must be a finite number > 0, got -1.0"),
+        (math.nan, "must be a finite number > 0, got nan"),
+        (math.inf, "must be a finite number > 0, got inf"),
+        (10**400, "must be finite"),
+    ],
+)
+def test_float_fields_are_validated(field: str, value: object, message: str) -> None:
+    assert configure_error(**{field: value}).startswith(f"{field} {message}")
+
+
+@pytest.mark.parametrize("value", [0.5, 3600.5, 86_400])
+def test_net_ticktime_stays_in_otps_sane_range(value: float) -> None:
+    assert "net_ticktime must be within 1..3600 seconds" in configure_error(net_ticktime=value)
+
+
+@pytest.mark.parametrize("value", [1, 3600, 0.001, 1e9])
+def test_net_ticktime_bounds_do_not_apply_to_other_times(value: float) -> None:
+    if 1 <= value <= 3600:
+        assert config.configure(net_ticktime=value).net_ticktime == value
+    assert config.configure(ping_timeout=value).ping_timeout == value
+
+
+def test_a_refused_configure_changes_nothing() -> None:
+    before = config.configure(ping_timeout=2.0)
+    configure_error(health_timeout=1.0, ping_timeout=-1)
+    configure_error(health_timeout=1.0, typo=1)
+    assert config.get() is before
+
+
+def test_a_config_built_directly_is_validated_too() -> None:
+    with pytest.raises(ConfigError, match="health_parallelism must be >= 1"):
+        Config(health_parallelism=0)
+    assert Config(connect_timeout=2).connect_timeout == 2.0
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_concurrent_configures_of_different_fields_lose_nothing() -> None:
+    rounds = 300
+    fields = ["health_timeout", "connect_timeout", "start_timeout", "ping_timeout"]
+    start = threading.Barrier(len(fields) + 1)
+    errors: list[BaseException] = []
+
+    def hammer(field: str) -> None:
+        try:
+            start.wait()
+            for i in range(1, rounds + 1):
+                config.configure(**{field: float(i)})
+                # every snapshot a reader sees is a whole, valid config
+                assert getattr(config.get(), field) >= 1.0
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            start.wait()
+            for _ in range(rounds):
+                cfg = config.get()
+                assert cfg.max_distribution_atoms == 10_000
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(f,)) for f in fields]
+    threads.append(threading.Thread(target=read))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+    assert errors == []
+    final = config.get()
+    assert all(getattr(final, f) == float(rounds) for f in fields)
