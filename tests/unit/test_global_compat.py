@@ -1,0 +1,444 @@
+"""GlobalCompat against a scripted OTP peer: the sync sequence, restarts, locks.
+
+A fake node records what GlobalCompat sends on each fake connection, and the
+test plays the Erlang side's ``global_name_server`` and locker message by
+message, in the order OTP 25 and 28 send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any, cast
+
+from erldist.errors import ConnectFailed
+from erldist.events import ClusterEvent, NodeDown, NodeUp
+from erldist.protocol import control
+from erldist.protocol.flags import DFlag
+from erldist.runtime.global_compat import GLOBAL_NAME_SERVER, GlobalCompat
+from erldist.term.types import Atom, ImproperList, Pid, Reference
+
+ME = Atom("py@127.0.0.1")
+A = Atom("a@127.0.0.1")
+B = Atom("b@127.0.0.1")
+A_LOCKER = Pid(A, 40, 0, 7)
+A_REGISTRAR = Pid(A, 41, 0, 7)
+B_LOCKER = Pid(B, 40, 0, 8)
+A_TAG = -576460752303423485
+CAST = Atom("$gen_cast")
+CALL = Atom("$gen_call")
+
+
+class FakeConn:
+    def __init__(self, peer: str) -> None:
+        self.peer_name = peer
+        self.flags = int(DFlag.SEND_SENDER)
+        self.sent: list[control.ControlMessage] = []
+        self.closed: str | None = None
+
+    def send(self, msg: control.ControlMessage) -> None:
+        self.sent.append(msg)
+
+    def close(self, reason: str = "connection_closed") -> None:
+        self.closed = reason
+
+    def take(self) -> list[Any]:
+        """What went out since the last look: ``(name, msg)`` or ``(pid, msg)`` or signals."""
+        out: list[Any] = []
+        for msg in self.sent:
+            if isinstance(msg, control.RegSend):
+                out.append((msg.to_name, msg.message))
+            elif isinstance(msg, control.SendSender):
+                out.append((msg.to_pid, msg.message))
+            else:
+                out.append(msg)
+        self.sent.clear()
+        return out
+
+
+class FakeSystem:
+    def __init__(self, node: FakeNode) -> None:
+        self.node = node
+        self.services: dict[Pid | Atom, Callable[[Any, Any], None]] = {}
+        self.named: dict[str, Pid] = {}
+
+    def add_service(self, name: str | None, handler: Callable[[Any, Any], None]) -> Pid:
+        pid = self.node.make_pid()
+        self.services[pid] = handler
+        if name is not None:
+            self.services[Atom(name)] = handler
+            self.named[name] = pid
+        return pid
+
+
+class FakeNode:
+    """Just what GlobalCompat uses of a Node."""
+
+    def __init__(self) -> None:
+        self.atom = ME
+        self.name = str(ME)
+        self.system = FakeSystem(self)
+        self.conns: dict[str, FakeConn] = {}
+        self.hidden: set[str] = set()
+        self.unreachable: set[str] = set()
+        self.dialed: list[str] = []
+        self.listeners: list[Callable[[ClusterEvent], None]] = []
+        self._ids = itertools.count(1)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def make_pid(self) -> Pid:
+        return Pid(ME, next(self._ids), 0, 5)
+
+    def make_ref(self) -> Reference:
+        return Reference(ME, 5, (next(self._ids), 0, 0))
+
+    def nodes(self) -> list[str]:
+        return [p for p in self.conns if p not in self.hidden]
+
+    def connection(self, peer: str) -> FakeConn | None:
+        return self.conns.get(peer)
+
+    def add_listener(self, listener: Callable[[ClusterEvent], None]) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[ClusterEvent], None]) -> None:
+        self.listeners.remove(listener)
+
+    async def connect(self, name: str) -> None:
+        self.dialed.append(name)
+        if name in self.unreachable:
+            raise ConnectFailed(f"{name} is not registered")
+        self.up(name)
+
+    def up(self, peer: str, *, hidden: bool = False) -> FakeConn:
+        conn = self.conns[peer] = FakeConn(peer)
+        if hidden:
+            self.hidden.add(peer)
+        for listener in list(self.listeners):
+            listener(NodeUp(peer))
+        return conn
+
+    def down(self, peer: str) -> None:
+        del self.conns[peer]
+        for listener in list(self.listeners):
+            listener(NodeDown(peer, "connection_closed"))
+
+    def deliver(self, peer: str, message: Any) -> None:
+        """A message from ``peer`` to our ``global_name_server``."""
+        self.system.services[GLOBAL_NAME_SERVER](self.conns[peer], message)
+
+
+def start() -> tuple[FakeNode, GlobalCompat]:
+    node = FakeNode()
+    return node, GlobalCompat(cast(Any, node))
+
+
+def gns(message: Any) -> tuple[Atom, Any]:
+    return (GLOBAL_NAME_SERVER, message)
+
+
+def opened(node: FakeNode, peer: Atom = A) -> tuple[FakeConn, int]:
+    """Bring ``peer`` up; return its connection and the tag of our init_connect."""
+    conn = node.up(peer)
+    [(name, (cast_, (verb, (vsn, tag), who, (locker, _, known, _))))] = conn.take()
+    assert (name, cast_, verb, vsn, who, locker, known) == (
+        GLOBAL_NAME_SERVER, CAST, "init_connect", 8, ME, "locker", [])
+    return conn, tag
+
+
+def init_connect(tag: int, peer: Atom = A, locker: Pid = A_LOCKER) -> Any:
+    return (CAST, (Atom("init_connect"), (8, tag), peer, (Atom("locker"), Atom("x"), {}, locker)))
+
+
+def joined(node: FakeNode, peer: Atom = A, his_tag: int = A_TAG) -> tuple[FakeConn, int]:
+    """Up to both init_connects exchanged and acknowledged."""
+    conn, tag = opened(node, peer)
+    node.deliver(peer, init_connect(his_tag, peer))
+    assert conn.take() == [gns((Atom("init_connect_ack"), ME, his_tag, tag))]
+    node.deliver(peer, (Atom("init_connect_ack"), peer, tag, his_tag))
+    assert conn.take() == []
+    return conn, tag
+
+
+def call(node: FakeNode, request: Any, caller: Pid = A_LOCKER, tag: Any = None) -> Any:
+    """A gen_server call from ``caller``; returns the reply (None if unanswered)."""
+    tag = tag if tag is not None else (Reference(caller.node, 7, (1, 2, 3)), ME)
+    conn = node.conns[caller.node]
+    node.deliver(caller.node, (CALL, (caller, tag), request))
+    replies = [m for m in conn.sent if isinstance(m, control.SendSender) and m.to_pid == caller]
+    conn.sent = [m for m in conn.sent if m not in replies]
+    if not replies:
+        return None
+    [reply] = replies
+    assert reply.from_pid == node.system.named[GLOBAL_NAME_SERVER] and reply.message[0] == tag
+    return reply.message[1]
+
+
+def set_lock(node: FakeNode, resource: Any, requester: Any, caller: Pid = A_LOCKER) -> Any:
+    return call(node, (Atom("set_lock"), (resource, requester)), caller)
+
+
+def del_lock(node: FakeNode, resource: Any, requester: Any, caller: Pid = A_LOCKER) -> Any:
+    return call(node, (Atom("del_lock"), (resource, requester)), caller)
+
+
+# --- the sync handshake --------------------------------------------------------------
+
+
+def test_full_sync_as_otp_drives_it() -> None:
+    node, compat = start()
+    b_conn = node.up(B, hidden=True)  # hidden, so no handshake of its own to get in the way
+    conn, tag = joined(node)
+    lock_id = (Atom("global"), [A_LOCKER, compat.locker])
+
+    assert set_lock(node, *lock_id) is True
+    [monitor] = conn.take()
+    assert isinstance(monitor, control.MonitorP) and monitor.to_proc == A_LOCKER
+
+    node.deliver(A, (CAST, (Atom("lock_set"), A_LOCKER, True, [B], tag)))
+    assert conn.take() == [
+        gns((CAST, (Atom("lock_set"), compat.locker, True, [], A_TAG))),
+        gns((CAST, (Atom("exchange"), ME, [], [], A_TAG))),
+    ]
+    names = [(Atom("x"), Pid(A, 9, 0, 7), Atom("m"))]
+    node.deliver(A, (CAST, (Atom("exchange"), A, names, [], tag)))
+    assert conn.take() == [gns((CAST, (Atom("resolved"), ME, [], [], Atom("unused"), [], A_TAG)))]
+
+    node.deliver(A, (CAST, (Atom("resolved"), A, [], [(B, 8)], Atom("unused"), [], tag)))
+    assert b_conn.take() == [gns((CAST, (Atom("in_sync"), ME, True)))]
+
+    assert del_lock(node, *lock_id) is True
+    [demonitor] = conn.take()
+    assert isinstance(demonitor, control.DemonitorP) and demonitor.ref == monitor.ref
+
+    # Done: a late lock_set for the finished handshake gets no answer.
+    node.deliver(A, (CAST, (Atom("lock_set"), A_LOCKER, True, [], tag)))
+    assert conn.take() == []
+
+
+def test_messages_with_stale_tags_are_ignored() -> None:
+    node, _ = start()
+    conn, tag = joined(node)
+    for request in [
+        (Atom("lock_set"), A_LOCKER, True, [], tag + 1),
+        (Atom("lock_set"), B_LOCKER, True, [], tag),  # a locker that is not the peer's
+        (Atom("lock_set"), A_LOCKER, False, [], tag),
+        (Atom("exchange"), A, [], [], tag + 1),
+        (Atom("resolved"), A, [], [], Atom("unused"), [], tag + 1),
+    ]:
+        node.deliver(A, (CAST, request))
+    assert conn.take() == []
+
+
+def test_a_node_the_peer_knows_is_dialed_and_told_we_are_in_sync() -> None:
+    node, _ = start()
+    conn, tag = joined(node)
+
+    async def scenario() -> None:
+        node.deliver(A, (CAST, (Atom("resolved"), A, [], [B], Atom("unused"), [], tag)))
+        await settle()
+
+    asyncio.run(scenario())
+    assert node.dialed == [str(B)]
+    assert node.conns[B].take() == [gns((CAST, (Atom("in_sync"), ME, True)))]
+    # B's own init_connect gets no answer: we are in sync with it already.
+    node.deliver(B, init_connect(5, B, B_LOCKER))
+    assert node.conns[B].take() == []
+    assert conn.take() == []
+
+
+async def settle() -> None:
+    """Let the dial tasks GlobalCompat started run to their end."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_new_nodes_are_told_we_are_in_sync_and_unreachable_ones_forgotten() -> None:
+    node, _ = start()
+    joined(node)
+    node.unreachable.add(str(B))
+
+    async def scenario() -> None:
+        node.deliver(A, (CAST, (Atom("new_nodes"), A, [], [], [(B, 8), ME], [])))
+        await settle()
+
+    asyncio.run(scenario())
+    assert node.dialed == [str(B)]
+    # B was dropped from the known set, so when it connects later it gets a handshake.
+    conn, _ = opened(node, B)
+    assert conn.peer_name == B
+
+
+def test_in_sync_from_the_peer_ends_our_attempt() -> None:
+    node, _ = start()
+    conn, tag = joined(node)
+    node.deliver(A, (CAST, (Atom("in_sync"), A, True)))
+    node.deliver(A, (CAST, (Atom("lock_set"), A_LOCKER, True, [], tag)))
+    assert conn.take() == []
+
+
+def test_old_protocol_versions_are_ignored() -> None:
+    node, _ = start()
+    conn, _ = opened(node)
+    node.deliver(A, (CAST, (Atom("init_connect"), (7, 3), A, (Atom("locker"), 0, [], A_LOCKER))))
+    assert conn.take() == []
+
+
+def test_hidden_peers_take_no_part() -> None:
+    node, _ = start()
+    conn = node.up(A, hidden=True)
+    assert conn.take() == []
+
+
+def test_already_connected_peers_are_synced_from_the_start() -> None:
+    node = FakeNode()
+    node.conns[str(A)] = FakeConn(str(A))
+    GlobalCompat(cast(Any, node))
+    [(_, (_, (verb, *_)))] = node.conns[str(A)].take()
+    assert verb == "init_connect"
+
+
+# --- restarts ------------------------------------------------------------------------
+
+
+def split(sent: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(cancel_connect messages, init_connect tags) in order."""
+    cancels = [m[1] for m in sent if m[1][0] == "cancel_connect"]
+    inits = [m[1][1][1][1] for m in sent if m[1][0] == CAST and m[1][1][0] == "init_connect"]
+    return cancels, inits
+
+
+def test_a_second_init_connect_restarts_our_half_and_is_dropped() -> None:
+    node, _ = start()
+    conn, tag = joined(node)
+    node.deliver(A, init_connect(A_TAG + 1))
+    cancels, inits = split(conn.take())
+    assert cancels == [(Atom("cancel_connect"), ME, A_TAG + 1), (Atom("cancel_connect"), ME, A_TAG)]
+    [new_tag] = inits
+    assert new_tag != tag
+    # The peer's next attempt is adopted under the new tag.
+    node.deliver(A, init_connect(A_TAG + 2))
+    assert conn.take() == [gns((Atom("init_connect_ack"), ME, A_TAG + 2, new_tag))]
+
+
+def test_cancel_connect_with_our_tag_restarts() -> None:
+    node, _ = start()
+    conn, tag = joined(node)
+    node.deliver(A, (Atom("cancel_connect"), A, tag + 1))
+    assert conn.take() == []
+    node.deliver(A, (Atom("cancel_connect"), A, tag))
+    cancels, [new_tag] = split(conn.take())
+    assert cancels == [(Atom("cancel_connect"), ME, A_TAG)]
+    assert new_tag != tag
+
+
+def test_a_mismatched_ack_cancels_and_restarts() -> None:
+    node, _ = start()
+    conn, tag = joined(node)
+    node.deliver(A, (Atom("init_connect_ack"), A, tag, A_TAG + 9))
+    cancels, [new_tag] = split(conn.take())
+    assert cancels == [(Atom("cancel_connect"), ME, A_TAG + 9), (Atom("cancel_connect"), ME, A_TAG)]
+    assert new_tag != tag
+
+
+def test_node_down_forgets_the_peer() -> None:
+    node, _ = start()
+    _, tag = joined(node)
+    node.deliver(A, (CAST, (Atom("resolved"), A, [], [], Atom("unused"), [], tag)))
+    node.down(A)
+    _, new_tag = opened(node)  # a fresh handshake, not an in_sync
+    assert new_tag != tag
+
+
+# --- locks ---------------------------------------------------------------------------
+
+
+def test_one_requester_per_resource() -> None:
+    node, _ = start()
+    node.up(A)
+    node.up(B)
+    res = Atom("global")
+    assert set_lock(node, res, (Atom("global"), A_REGISTRAR), A_REGISTRAR) is True
+    assert set_lock(node, res, (Atom("global"), B_LOCKER), B_LOCKER) is False
+    # The same requester id may be held by several pids (a locker pair's lock).
+    shared = [A_LOCKER, B_LOCKER]
+    assert set_lock(node, Atom("r"), shared, A_LOCKER) is True
+    assert set_lock(node, Atom("r"), shared, B_LOCKER) is True
+    assert del_lock(node, Atom("r"), shared, A_LOCKER) is True
+    assert set_lock(node, Atom("r"), [B_LOCKER], B_LOCKER) is False
+    assert del_lock(node, Atom("r"), shared, B_LOCKER) is True
+    assert set_lock(node, Atom("r"), [B_LOCKER], B_LOCKER) is True
+    # A del_lock by someone else, or for another requester, changes nothing.
+    assert del_lock(node, res, (Atom("global"), A_REGISTRAR), A_LOCKER) is True
+    assert del_lock(node, res, (Atom("global"), B_LOCKER), A_REGISTRAR) is True
+    assert set_lock(node, res, (Atom("global"), B_LOCKER), B_LOCKER) is False
+
+
+def test_resource_ids_compare_exactly() -> None:
+    node, _ = start()
+    node.up(A)
+    node.up(B)
+    for resource in ([1, {2: [3]}], 1, 1.0, True, Atom("one"), b"one", "one"):
+        assert set_lock(node, resource, A_LOCKER, A_LOCKER) is True
+        assert set_lock(node, resource, B_LOCKER, B_LOCKER) is False
+
+
+def test_locks_die_with_their_holder_or_its_node() -> None:
+    node, _ = start()
+    a_conn = node.up(A)
+    node.up(B)
+    assert set_lock(node, Atom("r1"), Atom("x"), A_LOCKER) is True
+    assert set_lock(node, Atom("r2"), Atom("y"), A_REGISTRAR) is True
+    [monitor, _] = [m for m in a_conn.take() if isinstance(m, control.MonitorP)]
+    down = (Atom("DOWN"), monitor.ref, Atom("process"), A_LOCKER, Atom("killed"))
+    node.deliver(B, down)  # only the holder's own node can report its death
+    assert set_lock(node, Atom("r1"), Atom("z"), B_LOCKER) is False
+    node.deliver(A, down)
+    assert set_lock(node, Atom("r1"), Atom("z"), B_LOCKER) is True
+    assert set_lock(node, Atom("r2"), Atom("z"), B_LOCKER) is False
+    node.down(A)
+    assert set_lock(node, Atom("r2"), Atom("z"), B_LOCKER) is True
+
+
+def test_replies_carry_the_callers_tag_in_either_otp_form() -> None:
+    node, _ = start()
+    node.up(A)
+    ref = Reference(A, 7, (9, 9, 9))
+    otp25 = (ref, ME)
+    otp28 = ImproperList((ImproperList((Atom("alias"),), ref),), Reference(A, 7, (8, 8, 8)))
+    for tag in (otp25, otp28):
+        request = (Atom("register"), Atom("n"), A_LOCKER, Atom("f"))
+        assert call(node, request, A_LOCKER, tag) == "yes"
+    assert call(node, (Atom("unregister"), Atom("n")), A_LOCKER) == "ok"
+    ext = (Atom("register_ext"), Atom("n"), A_LOCKER, Atom("f"), A)
+    assert call(node, ext, A_LOCKER) == "yes"
+    assert call(node, (Atom("get_known"),), A_LOCKER) is None  # OTP leaves it unanswered too
+
+
+# --- the rest ------------------------------------------------------------------------
+
+
+def test_remove_connection_is_obeyed_only_from_a_global_peer() -> None:
+    node, _ = start()
+    stranger = node.up(B, hidden=True)
+    node.deliver(B, (Atom("remove_connection"), B))
+    assert stranger.closed is None
+    conn, _ = joined(node)
+    node.deliver(A, (Atom("lost_connection"), B, 1, 2, A))
+    assert conn.closed is None
+    node.deliver(A, (Atom("remove_connection"), A))
+    assert conn.closed == "global_remove_connection"
+
+
+def test_close_stops_all_answers() -> None:
+    node, compat = start()
+    conn, _ = opened(node)
+    compat.close()
+    node.deliver(A, init_connect(A_TAG))
+    assert set_lock(node, Atom("r"), Atom("x")) is None
+    assert conn.take() == []
+    assert node.listeners == []
