@@ -1,0 +1,294 @@
+"""The seed's ``distribute/cluster`` API as plain synchronous functions.
+
+One default ``Node`` runs on a background event-loop thread; every function
+here hands its work to that loop and blocks the caller until it finishes or
+its deadline passes, so it is safe to call from any thread (but not from the
+loop thread itself, which would wait on its own work). The asyncio face is
+``erldist.Node``: same operations, same semantics, one implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from erldist import config as config_mod
+from erldist.errors import (
+    AlreadyStarted,
+    ConnectAtomBudgetExceeded,
+    ConnectIgnored,
+    InvalidCookieFormat,
+    InvalidNodeFormat,
+    InvalidNodeName,
+    StartAtomBudgetExceeded,
+    connect_error_to_string,
+    start_error_to_string,
+)
+from erldist.events import ClusterEvent
+from erldist.health import ClusterHealth
+from erldist.monitor import ClusterMonitor, Subject
+from erldist.names import (
+    BudgetSite,
+    CookieFormatError,
+    InputKind,
+    NameFormatError,
+    atom_budget,
+    parse_node_name,
+    validate_cookie,
+)
+from erldist.runtime.node import Node
+
+__all__ = [
+    "ClusterHealth",
+    "connect",
+    "connect_error_to_string",
+    "connected_count",
+    "has_peers",
+    "health",
+    "is_distributed",
+    "is_healthy",
+    "nodes",
+    "ping",
+    "self_node",
+    "start_error_to_string",
+    "start_monitor",
+    "start_node",
+    "stop_node",
+    "subscribe",
+    "unsubscribe",
+]
+
+NOT_DISTRIBUTED = "nonode@nohost"
+#: Extra seconds a blocking call waits beyond the operation's own deadline,
+#: so the operation reports its own timeout rather than the facade's.
+_GRACE = 5.0
+
+T = TypeVar("T")
+
+_lock = threading.RLock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_node: Node | None = None
+#: Replaced, never mutated: the loop thread reads it without ``_lock``, which a
+#: caller may hold while waiting on that very loop (``stop_node`` does).
+_monitors: tuple[ClusterMonitor, ...] = ()
+
+
+def _ensure_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _thread is None or not _thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="erldist-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+        return _loop
+
+
+def _run(coro: Coroutine[Any, Any, T], timeout: float) -> T:
+    loop = _ensure_loop()
+    if threading.current_thread() is _thread:
+        coro.close()
+        raise RuntimeError(
+            "erldist.cluster functions block; call them from your own threads, "
+            "or use the asyncio API (erldist.Node) inside the event loop"
+        )
+    fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return fut.result(timeout)
+    except TimeoutError:
+        fut.cancel()
+        raise
+
+
+def _running_node() -> Node | None:
+    node = _node
+    return node if node is not None and node.is_running else None
+
+
+def _fan_out(event: ClusterEvent) -> None:
+    for monitor in _monitors:
+        monitor.publish(event)
+
+
+# --- start / stop ----------------------------------------------------------------------
+
+
+def start_node(
+    name: str,
+    cookie: str,
+    *,
+    hidden: bool = False,
+    port: int = 0,
+    epmd_port: int | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Make this process the distributed node ``name`` (e.g. ``"app@127.0.0.1"``).
+
+    Raises a ``StartError``: ``InvalidNodeName``, ``StartAtomBudgetExceeded``,
+    ``InvalidCookieFormat`` (checked in that order, before anything else),
+    ``AlreadyStarted``, ``NetworkError`` (port in use, EPMD unreachable,
+    timed out) or ``StartFailed``. Never blocks longer than ``timeout``
+    (default ``config.start_timeout``).
+    """
+    global _node
+    try:
+        parsed = parse_node_name(name)
+    except NameFormatError as exc:
+        raise InvalidNodeName(str(exc)) from None
+    budget = atom_budget()
+    if not budget.charge(str(parsed), where=BudgetSite.START_NODE, kind=InputKind.NODE_NAME):
+        raise StartAtomBudgetExceeded()
+    try:
+        validate_cookie(cookie)
+    except CookieFormatError as exc:
+        raise InvalidCookieFormat(str(exc)) from None
+    if not budget.charge(cookie, where=BudgetSite.START_NODE, kind=InputKind.COOKIE):
+        raise StartAtomBudgetExceeded()
+    budget_s = config_mod.get().start_timeout if timeout is None else timeout
+    with _lock:
+        if _running_node() is not None:
+            raise AlreadyStarted()
+        node = _run(
+            Node.start(name, cookie, hidden=hidden, port=port, epmd_port=epmd_port,
+                       timeout=budget_s),
+            budget_s + _GRACE,
+        )
+        node.add_listener(_fan_out)
+        _node = node
+
+
+def stop_node() -> None:
+    """Leave the cluster: close every connection and unregister. No-op when not started."""
+    global _node
+    with _lock:
+        node, _node = _node, None
+        if node is not None:
+            _run(node.stop(), 30.0)
+
+
+# --- connect / ping --------------------------------------------------------------------
+
+
+def connect(node: str) -> None:
+    """Connect to ``node``. Raises ``InvalidNodeFormat``, ``ConnectAtomBudgetExceeded``,
+    ``ConnectIgnored`` (this process is not distributed) or ``ConnectFailed``."""
+    try:
+        parsed = parse_node_name(node)
+    except NameFormatError as exc:
+        raise InvalidNodeFormat(str(exc)) from None
+    if not atom_budget().charge(str(parsed), where=BudgetSite.CONNECT, kind=InputKind.NODE_NAME):
+        raise ConnectAtomBudgetExceeded()
+    local = _running_node()
+    if local is None:
+        raise ConnectIgnored()
+    _run(local.connect(node), local.config.connect_timeout + _GRACE)
+
+
+def ping(node: str) -> bool:
+    """True when ``node`` answers (connecting first if needed). Never raises."""
+    try:
+        parsed = parse_node_name(node)
+    except NameFormatError:
+        return False
+    if not atom_budget().charge(str(parsed), where=BudgetSite.PING, kind=InputKind.NODE_NAME):
+        return False
+    local = _running_node()
+    if local is None:
+        return False
+    try:
+        return _run(local.ping(node), local.config.ping_timeout + _GRACE)
+    except TimeoutError:
+        return False
+
+
+# --- topology --------------------------------------------------------------------------
+
+
+def _on_loop(fn: Callable[[Node], T], default: T) -> T:
+    local = _running_node()
+    if local is None:
+        return default
+
+    async def call() -> T:
+        return fn(local)
+
+    return _run(call(), 30.0)
+
+
+def nodes() -> list[str]:
+    """Visible connected peers, like ``erlang:nodes()``."""
+    return _on_loop(lambda n: n.nodes(), [])
+
+
+def self_node() -> str:
+    """This node's name, or ``"nonode@nohost"`` when not distributed."""
+    local = _running_node()
+    return local.name if local is not None else NOT_DISTRIBUTED
+
+
+def connected_count() -> int:
+    return len(nodes())
+
+
+def is_distributed() -> bool:
+    """Whether this process runs a distribution node (``erlang:is_alive/0``)."""
+    return _running_node() is not None
+
+
+def has_peers() -> bool:
+    """At least one connected peer. A topology check, not a health check."""
+    return connected_count() > 0
+
+
+def is_healthy() -> bool:
+    """Deprecated alias of ``has_peers``."""
+    warnings.warn("is_healthy() is deprecated; use has_peers()", DeprecationWarning,
+                  stacklevel=2)
+    return has_peers()
+
+
+def health() -> ClusterHealth:
+    """Ping every connected node in parallel under one deadline (see ``Node.health``)."""
+    local = _running_node()
+    if local is None:
+        return ClusterHealth.not_distributed()
+    return _run(local.health(), local.config.health_timeout + _GRACE)
+
+
+# --- monitor ---------------------------------------------------------------------------
+
+
+def start_monitor() -> ClusterMonitor:
+    """A monitor that broadcasts NodeUp/NodeDown of the default node to its subscribers."""
+    global _monitors
+    monitor = ClusterMonitor()
+    with _lock:
+        _monitors = (*(m for m in _monitors if not m.closed), monitor)
+    return monitor
+
+
+Listener = Subject[ClusterEvent] | Callable[[ClusterEvent], object]
+
+
+def subscribe(monitor: ClusterMonitor, listener: Listener) -> None:
+    """Send every later NodeUp/NodeDown to ``listener`` (duplicates are ignored)."""
+    monitor.subscribe(listener)
+
+
+def unsubscribe(monitor: ClusterMonitor, listener: Listener) -> None:
+    monitor.unsubscribe(listener)
+
+
