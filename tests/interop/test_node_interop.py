@@ -19,6 +19,7 @@ from erldist import config, telemetry
 from erldist.errors import ConnectFailed
 from erldist.events import NodeDown, NodeUp
 from erldist.runtime.node import Node
+from erldist.term.types import Atom, Pid
 from tests.support.aio import EventLog, run, wait_for
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
@@ -254,3 +255,35 @@ def test_idle_connection_survives_on_ticks(epmd: EpmdProcess) -> None:
     finally:
         for node in started:
             node.stop()
+
+
+def test_messages_both_ways_and_undecodable_ones_are_dropped(
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode]
+) -> None:
+    e1 = start_erl(erl_nodes, release, epmd)
+
+    async def body() -> None:
+        py = await start_py(epmd)
+        try:
+            inbox = py.mailbox("inbox")
+            to_us = f"{{inbox, '{py.name}'}}"
+            await erl(e1, f"{to_us} ! {{hello, self(), <<\"x\">>, [1,2,3], #{{a => 1.5}}}}.")
+            hello, sender, text, items, mapping = await inbox.receive(timeout=30)
+            assert (hello, text, items, mapping) == ("hello", b"x", [1, 2, 3], {"a": 1.5})
+            assert isinstance(sender, Pid) and sender.node == e1.name
+            await py.send(sender, (Atom("reply"), 42, "text"))
+            got = await erl(e1, "receive {reply, X, T} -> {X, T} =:= {42, <<\"text\">>} "
+                                "after 10000 -> timeout end.")
+            assert got == "true"
+            await py.send(("nobody_here", e1.name), Atom("dropped_by_erlang"))
+            # A map keyed by lists is a valid term Python cannot hold: that one
+            # message is dropped, the link stays up and the next one arrives.
+            await erl(e1, f"{to_us} ! #{{\"key\" => 1}}, {to_us} ! after_it.")
+            assert await inbox.receive(timeout=30) == Atom("after_it")
+            conn = py.connection(e1.name)
+            assert conn is not None and conn.dropped == 1
+            assert py.nodes() == [e1.name]
+        finally:
+            await py.stop()
+
+    run(body())

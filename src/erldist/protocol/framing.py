@@ -250,12 +250,21 @@ class DistDecoder:
                 return control, NO_PAYLOAD
             payload, pos = decode_prefix(data, pos, limits=self.limits, version_byte=version_byte)
         except DecodeError as exc:
-            raise RemoteProtocolError(f"undecodable distribution message: {exc}") from exc
+            raise UndecodableMessage(f"undecodable distribution message: {exc}") from exc
         if pos != len(data):
             raise RemoteProtocolError(
                 f"{len(data) - pos} bytes after the payload of a distribution message"
             )
         return control, payload
+
+
+class UndecodableMessage(RemoteProtocolError):
+    """One frame's terms could not be decoded; the framing itself is intact.
+
+    The frame's length was honoured, so the stream is still in step: the
+    runtime may drop this message and keep the connection (a valid Erlang term
+    that Python cannot hold, such as a map keyed by lists, must not cut a link).
+    """
 
 
 class DistEncoder:

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 from erldist.errors import ProtocolError
 from erldist.protocol import control
-from erldist.protocol.framing import TICK, DistDecoder, DistEncoder, FrameReader
+from erldist.protocol.framing import (
+    TICK,
+    DistDecoder,
+    DistEncoder,
+    FrameReader,
+    UndecodableMessage,
+)
 from erldist.protocol.handshake import (
     Acceptor,
     AliveQuery,
@@ -44,6 +50,7 @@ class Connection(asyncio.Protocol):
         machine: Initiator | Acceptor,
         *,
         peer_name: str | None = None,
+        refuse: bool = False,
     ) -> None:
         self.node = node
         self.loop = asyncio.get_running_loop()
@@ -69,12 +76,19 @@ class Connection(asyncio.Protocol):
         self._paused = False
         self._resumed: list[asyncio.Future[None]] = []
         self.handshake_deadline: asyncio.TimerHandle | None = None
+        #: Messages whose terms could not be decoded (dropped, link kept).
+        self.dropped = 0
+        self._refuse = refuse
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self._refuse:
+            self._machine = None
+            transport.abort()
+            return
         self._arm_handshake_deadline()
         self._pump()
 
@@ -204,7 +218,13 @@ class Connection(asyncio.Protocol):
         for frame in self._reader.feed(data):
             if frame is None:
                 continue
-            decoded = self._decoder.decode(frame)
+            try:
+                decoded = self._decoder.decode(frame)
+            except UndecodableMessage as exc:
+                self.dropped += 1
+                log.warning("dropped a message from %s (%d so far): %s", self.peer_name,
+                            self.dropped, exc)
+                continue
             if decoded is None:
                 continue
             ctrl, payload = decoded

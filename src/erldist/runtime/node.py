@@ -60,6 +60,9 @@ __all__ = ["Node"]
 
 log = logging.getLogger("erldist.node")
 
+#: Incoming connections allowed to be in the handshake at once.
+MAX_HANDSHAKES = 256
+
 
 @dataclass
 class _Attempt:
@@ -230,7 +233,13 @@ class Node:
     def _accept(self) -> Connection:
         machine = Acceptor(local_name=self.name, cookie=self._cookie, flags=self._flags,
                            creation=self.creation)
-        conn = Connection(self, machine)
+        # A flood of half-open handshakes must not grow without bound: past the
+        # cap new sockets are closed at once (each one still times out in 7 s).
+        refuse = len(self._handshaking) >= MAX_HANDSHAKES
+        conn = Connection(self, machine, refuse=refuse)
+        if refuse:
+            log.warning("%d handshakes in progress: refusing a new connection", MAX_HANDSHAKES)
+            return conn
         self._handshaking.add(conn)
         conn.closed.add_done_callback(lambda _f: self._handshaking.discard(conn))
         return conn
