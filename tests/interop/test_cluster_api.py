@@ -176,7 +176,10 @@ def test_name_taken_is_a_start_failure(epmd: EpmdProcess) -> None:
 
 
 def test_connect_errors(epmd: EpmdProcess) -> None:
-    start(epmd)
+    me = start(epmd)
+    assert cluster.ping(me) is True  # like net_adm:ping(node())
+    cluster.connect(me)  # like net_kernel:connect_node(node()): true
+    assert cluster.nodes() == []
     with pytest.raises(InvalidNodeFormat) as bad:
         cluster.connect("missing-host@")
     assert cluster.connect_error_to_string(bad.value).startswith("Invalid node format: ")

@@ -348,16 +348,18 @@ class Node:
         return parsed
 
     async def connect(self, node: str, *, timeout: float | None = None) -> None:
-        """Connect to ``node`` (no-op when connected). Raises a ``ConnectError``."""
+        """Connect to ``node`` (no-op when connected, or when it is this node, as in
+        OTP). Raises a ``ConnectError``."""
         peer = self._check_peer(node, BudgetSite.CONNECT)
-        await self._ensure_connected(peer, timeout)
+        if not self._running:
+            raise ConnectIgnored()
+        if str(peer) != self.name:
+            await self._ensure_connected(peer, timeout)
 
     async def _ensure_connected(self, peer: NodeName, timeout: float | None) -> Connection:
         if not self._running:
             raise ConnectIgnored()
         key = str(peer)
-        if key == self.name:
-            raise ConnectFailed("a node does not connect to itself")
         conn = self._conns.get(key)
         if conn is not None:
             return conn
@@ -448,6 +450,8 @@ class Node:
             return False
 
     async def _ping(self, peer: NodeName, timeout: float) -> bool:
+        if str(peer) == self.name:
+            return self._running  # net_adm:ping(node()) is pong on a live node
         conn = await self._ensure_connected(peer, timeout)
         return await self._ping_connected(conn)
 
