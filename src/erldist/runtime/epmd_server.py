@@ -43,7 +43,6 @@ from erldist.protocol.epmd import (
     Request,
     RequestReader,
     Response,
-    UnknownRequest,
     encode_response,
 )
 from erldist.runtime.epmd_client import resolve_epmd_port
@@ -160,14 +159,12 @@ class _Connection(asyncio.Protocol):
 
     def _refuse(self, exc: MalformedRequest) -> None:
         log.debug("bad request from %s: %s", self.peer, exc.reason)
-        if isinstance(exc, UnknownRequest):
-            self.finish(None)  # OTP's epmd drops unknown requests without a word
-        elif exc.tag == ALIVE2_REQ:
+        if exc.tag == ALIVE2_REQ:
             self.finish(Alive2Response(RESULT_REFUSED, 0))
         elif exc.tag == PORT_PLEASE2_REQ:
             self.finish(Port2Response(None))
         else:
-            self.finish(None)
+            self.finish(None)  # as OTP's epmd, which drops unknown requests without a word
 
 
 class EpmdServer:
