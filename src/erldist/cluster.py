@@ -19,28 +19,16 @@ from typing import Any, TypeVar
 from erldist import config as config_mod
 from erldist.errors import (
     AlreadyStarted,
-    ConnectAtomBudgetExceeded,
+    ConnectError,
     ConnectIgnored,
-    InvalidCookieFormat,
-    InvalidNodeFormat,
-    InvalidNodeName,
-    StartAtomBudgetExceeded,
     connect_error_to_string,
     start_error_to_string,
 )
 from erldist.events import ClusterEvent
 from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
-from erldist.names import (
-    BudgetSite,
-    CookieFormatError,
-    InputKind,
-    NameFormatError,
-    atom_budget,
-    parse_node_name,
-    validate_cookie,
-)
-from erldist.runtime.node import Node
+from erldist.names import BudgetSite
+from erldist.runtime.node import Node, check_peer, check_start
 
 __all__ = [
     "ClusterHealth",
@@ -144,19 +132,7 @@ def start_node(
     (default ``config.start_timeout``).
     """
     global _node
-    try:
-        parsed = parse_node_name(name)
-    except NameFormatError as exc:
-        raise InvalidNodeName(str(exc)) from None
-    budget = atom_budget()
-    if not budget.charge(str(parsed), where=BudgetSite.START_NODE, kind=InputKind.NODE_NAME):
-        raise StartAtomBudgetExceeded()
-    try:
-        validate_cookie(cookie)
-    except CookieFormatError as exc:
-        raise InvalidCookieFormat(str(exc)) from None
-    if not budget.charge(cookie, where=BudgetSite.START_NODE, kind=InputKind.COOKIE):
-        raise StartAtomBudgetExceeded()
+    check_start(name, cookie)
     budget_s = config_mod.get().start_timeout if timeout is None else timeout
     with _lock:
         if _running_node() is not None:
@@ -185,12 +161,7 @@ def stop_node() -> None:
 def connect(node: str) -> None:
     """Connect to ``node``. Raises ``InvalidNodeFormat``, ``ConnectAtomBudgetExceeded``,
     ``ConnectIgnored`` (this process is not distributed) or ``ConnectFailed``."""
-    try:
-        parsed = parse_node_name(node)
-    except NameFormatError as exc:
-        raise InvalidNodeFormat(str(exc)) from None
-    if not atom_budget().charge(str(parsed), where=BudgetSite.CONNECT, kind=InputKind.NODE_NAME):
-        raise ConnectAtomBudgetExceeded()
+    check_peer(node, BudgetSite.CONNECT)
     local = _running_node()
     if local is None:
         raise ConnectIgnored()
@@ -200,10 +171,8 @@ def connect(node: str) -> None:
 def ping(node: str) -> bool:
     """True when ``node`` answers (connecting first if needed). Never raises."""
     try:
-        parsed = parse_node_name(node)
-    except NameFormatError:
-        return False
-    if not atom_budget().charge(str(parsed), where=BudgetSite.PING, kind=InputKind.NODE_NAME):
+        check_peer(node, BudgetSite.PING)
+    except ConnectError:
         return False
     local = _running_node()
     if local is None:

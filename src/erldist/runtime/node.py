@@ -129,19 +129,7 @@ class Node:
         format, cookie budget, then the network. A refused call interns nothing.
         """
         cfg = config or config_mod.get()
-        try:
-            parsed = parse_node_name(name)
-        except NameFormatError as exc:
-            raise InvalidNodeName(str(exc)) from None
-        budget = atom_budget()
-        if not budget.charge(str(parsed), where=BudgetSite.START_NODE, kind=InputKind.NODE_NAME):
-            raise StartAtomBudgetExceeded()
-        try:
-            validate_cookie(cookie)
-        except CookieFormatError as exc:
-            raise InvalidCookieFormat(str(exc)) from None
-        if not budget.charge(cookie, where=BudgetSite.START_NODE, kind=InputKind.COOKIE):
-            raise StartAtomBudgetExceeded()
+        parsed = check_start(name, cookie)
         node = cls(parsed, cookie, hidden=hidden, config=cfg)
         budget_s = cfg.start_timeout if timeout is None else timeout
         try:
@@ -338,19 +326,10 @@ class Node:
 
     # --- connecting ------------------------------------------------------------------
 
-    def _check_peer(self, node: str, site: BudgetSite) -> NodeName:
-        try:
-            parsed = parse_node_name(node)
-        except NameFormatError as exc:
-            raise InvalidNodeFormat(str(exc)) from None
-        if not atom_budget().charge(str(parsed), where=site, kind=InputKind.NODE_NAME):
-            raise ConnectAtomBudgetExceeded()
-        return parsed
-
     async def connect(self, node: str, *, timeout: float | None = None) -> None:
         """Connect to ``node`` (no-op when connected, or when it is this node, as in
         OTP). Raises a ``ConnectError``."""
-        peer = self._check_peer(node, BudgetSite.CONNECT)
+        peer = check_peer(node, BudgetSite.CONNECT)
         if not self._running:
             raise ConnectIgnored()
         if str(peer) != self.name:
@@ -440,7 +419,7 @@ class Node:
         budget also gives False.
         """
         try:
-            peer = self._check_peer(node, BudgetSite.PING)
+            peer = check_peer(node, BudgetSite.PING)
         except (InvalidNodeFormat, ConnectAtomBudgetExceeded):
             return False
         budget_s = self.config.ping_timeout if timeout is None else timeout
@@ -524,7 +503,7 @@ class Node:
                 self.system.deliver_local(to, message)
                 return
             conn = self._conns.get(to.node) or await self._ensure_connected(
-                self._check_peer(to.node, BudgetSite.CONNECT), None)
+                check_peer(to.node, BudgetSite.CONNECT), None)
             conn.send(control.send_to_pid(from_pid, to, message, conn.flags))
         else:
             name, node = to
@@ -532,7 +511,7 @@ class Node:
                 self.system.deliver_local(Atom(name), message)
                 return
             conn = self._conns.get(node) or await self._ensure_connected(
-                self._check_peer(node, BudgetSite.CONNECT), None)
+                check_peer(node, BudgetSite.CONNECT), None)
             conn.send(control.reg_send(from_pid, Atom(name), message))
         await conn.drain()
 
@@ -584,6 +563,36 @@ class Node:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def check_start(name: str, cookie: str) -> NodeName:
+    """``start_node``'s checks in the seed's order: name format, name budget,
+    cookie format, cookie budget. A refused call interns nothing."""
+    try:
+        parsed = parse_node_name(name)
+    except NameFormatError as exc:
+        raise InvalidNodeName(str(exc)) from None
+    budget = atom_budget()
+    if not budget.charge(str(parsed), where=BudgetSite.START_NODE, kind=InputKind.NODE_NAME):
+        raise StartAtomBudgetExceeded()
+    try:
+        validate_cookie(cookie)
+    except CookieFormatError as exc:
+        raise InvalidCookieFormat(str(exc)) from None
+    if not budget.charge(cookie, where=BudgetSite.START_NODE, kind=InputKind.COOKIE):
+        raise StartAtomBudgetExceeded()
+    return parsed
+
+
+def check_peer(node: str, site: BudgetSite) -> NodeName:
+    """A peer name's checks for connect/ping/send: format, then the atom budget."""
+    try:
+        parsed = parse_node_name(node)
+    except NameFormatError as exc:
+        raise InvalidNodeFormat(str(exc)) from None
+    if not atom_budget().charge(str(parsed), where=site, kind=InputKind.NODE_NAME):
+        raise ConnectAtomBudgetExceeded()
+    return parsed
 
 
 def _refused_with_nok(attempt: _Attempt) -> bool:
