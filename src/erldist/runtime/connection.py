@@ -165,8 +165,10 @@ class Connection(asyncio.Protocol):
                 assert isinstance(machine, Acceptor)
                 machine.send_status(status)
             elif isinstance(event, AliveQuery):
+                # The peer still holds a connection to us. Replace it only if we
+                # hold none: a stale link on its side, not a race we already won.
                 assert isinstance(machine, Initiator)
-                machine.answer_alive(True)
+                machine.answer_alive(self.node.connection(self.peer_name or "") is None)
             elif isinstance(event, Established):
                 self.transport.write(machine.data_to_send())
                 self._enter_connected(event.result, machine.leftover)
