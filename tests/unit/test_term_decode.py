@@ -302,3 +302,14 @@ def test_map_with_duplicate_keys_is_refused() -> None:
 def test_map_with_unhashable_key_is_refused() -> None:
     with pytest.raises(DecodeError, match="cannot use as a dict key"):
         decode(h("74 00000001 6b000201 02 6103"))  # #{[1,2] => 3} [OTP]
+
+
+def test_bare_binary_fast_path_keeps_every_check() -> None:
+    data = b"\x83m\x00\x00\x00\x03abc"
+    assert decode(data) == b"abc"
+    with pytest.raises(DecodeError, match="trailing"):
+        decode(data + b"x")
+    with pytest.raises(DecodeError):
+        decode(data[:-1])
+    with pytest.raises(DecodeError, match="cap"):
+        decode(data, limits=DecodeLimits(max_binary_bytes=2))

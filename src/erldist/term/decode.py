@@ -105,6 +105,18 @@ _Handler = Callable[[_Buffer, int, DecodeLimits], tuple[Any, int]]
 
 def decode(data: bytes | bytearray | memoryview, *, limits: DecodeLimits | None = None) -> Any:
     """Decode ``data``, which must hold exactly one term after the 131 version byte."""
+    if type(data) is bytes and len(data) > 1 and data[0] == VERSION and data[1] != COMPRESSED:
+        # The common case without the buffer and version plumbing below; a
+        # bare binary (raw bytes sent as a message) skips the container machinery.
+        if data[1] == 109 and len(data) >= 6:
+            length = _U32(data, 2)[0]
+            cap = (DEFAULT_LIMITS if limits is None else limits).max_binary_bytes
+            if length == len(data) - 6 and length <= cap:
+                return data[6:]
+        term, end = _decode_body(data, 1, DEFAULT_LIMITS if limits is None else limits)
+        if end != len(data):
+            raise DecodeError(end, f"{len(data) - end} trailing bytes after the term")
+        return term
     buf = _as_buffer(data)
     try:
         term, end = _decode_top(buf, 0, DEFAULT_LIMITS if limits is None else limits, True)
@@ -220,6 +232,8 @@ def _decode_body(data: _Buffer, pos: int, limits: DecodeLimits) -> tuple[Any, in
     budget = limits.max_elements
     utf8_atoms = _UTF8_ATOMS
     handlers = _HANDLERS
+    # Slices of bytes are bytes already; only a memoryview's need copying out.
+    is_view = type(data) is not bytes
     # The innermost open container lives in locals (kind, items so far,
     # items wanted, extra); the ones around it wait on the stack.
     stack: list[tuple[int, list[Any], int, Any]] = []
@@ -238,7 +252,8 @@ def _decode_body(data: _Buffer, pos: int, limits: DecodeLimits) -> tuple[Any, in
                 end = pos + 2 + data[pos + 1]
                 if end > size:
                     raise DecodeError(start, "truncated atom")
-                raw = bytes(data[pos + 2 : end])
+                # data is bytes when not is_view: the slice is bytes (no cast call here)
+                raw: bytes = bytes(data[pos + 2 : end]) if is_view else data[pos + 2 : end]  # type: ignore[assignment]
                 value = utf8_atoms.get(raw)
                 if value is None:
                     value = _new_atom(raw, False, start)
@@ -319,7 +334,7 @@ def _decode_body(data: _Buffer, pos: int, limits: DecodeLimits) -> tuple[Any, in
                 end = pos + length
                 if end > size:
                     raise DecodeError(start, f"binary declares {length} bytes, {size - pos} remain")
-                value = bytes(data[pos:end])
+                value = bytes(data[pos:end]) if is_view else data[pos:end]
                 pos = end
             elif tag == 98:  # INTEGER_EXT
                 value = _I32(data, pos + 1)[0]

@@ -59,8 +59,14 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
     ``compressed`` is ``True`` (zlib level 6, OTP's default) or a level 0-9.
     As in OTP the compressed form (tag 80) is used only when it is smaller.
     """
-    level = _level(compressed)
     body = bytearray()
+    if compressed is False:  # the common case, kept free of extra calls
+        try:
+            (_ENCODERS.get(type(term)) or _fallback(term))(body, term)
+        except RecursionError:
+            raise EncodeError("term nests too deeply to encode (or contains itself)") from None
+        return VERSION + body
+    level = _level(compressed)
     encode_into(body, term)
     if level:
         packed = zlib.compress(body, level)
