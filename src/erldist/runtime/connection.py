@@ -110,13 +110,12 @@ class Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._machine is not None:
-            self._machine = None
-            if not self.established.done():
-                self.established.set_exception(
-                    HandshakeError(HandshakeFailure.PEER_CLOSED, "peer closed during handshake")
-                )
-                self.established.exception()
+        self._machine = None
+        if not self.established.done():
+            self.established.set_exception(
+                HandshakeError(HandshakeFailure.PEER_CLOSED, "closed during the handshake")
+            )
+            self.established.exception()
         self._stop_timers()
         for fut in self._resumed:
             if not fut.done():
