@@ -287,3 +287,25 @@ def test_messages_both_ways_and_undecodable_ones_are_dropped(
             await py.stop()
 
     run(body())
+
+
+def test_dynamic_name_node_gets_its_name_from_us(
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode]
+) -> None:
+    anon = ErlNode(release, name="undefined@127.0.0.1", cookie=COOKIE, epmd_port=epmd.port)
+    erl_nodes.append(anon)
+
+    async def body() -> None:
+        py = await start_py(epmd)
+        try:
+            # Such a node never auto-connects (OTP sets dist_auto_connect never).
+            assert await erl(anon, f"net_kernel:connect_node('{py.name}').") == "true"
+            assert await erl(anon, f"net_adm:ping('{py.name}').") == "pong"
+            given = (await erl(anon, "node().")).strip("'")
+            assert given.endswith("@127.0.0.1") and not given.startswith("undefined")
+            assert py.nodes("connected") == [given]
+            assert await py.ping(given) is True
+        finally:
+            await py.stop()
+
+    run(body())

@@ -465,12 +465,31 @@ def test_peer_flags_missing_on_initiator() -> None:
     assert ini.data_to_send() == b""
 
 
-def test_name_me_is_not_allowed() -> None:
-    acc = acceptor()
+def test_name_me_gets_a_generated_name_and_creation() -> None:
+    acc = acceptor(dynamic_alive=lambda: "anon1")
     body = b"N" + struct.pack(">QIH", VISIBLE | DFlag.NAME_ME, 0, 9) + b"127.0.0.1"
+    acc.receive_data(framed(body))
+    (event,) = drain(acc)
+    assert isinstance(event, StatusRequired)
+    assert event.peer_name == "anon1@127.0.0.1" and event.peer_creation != 0
+    acc.send_status("ok")
+    sent = acc.data_to_send()
+    named = b"snamed:" + struct.pack(">H", 15) + b"anon1@127.0.0.1"
+    named += struct.pack(">I", event.peer_creation)
+    assert sent.startswith(framed(named))
+    challenge = sent[len(framed(named)) + 2 :]
+    assert challenge[:1] == b"N"
+    (flags,) = struct.unpack_from(">Q", challenge, 1)
+    assert flags & DFlag.NAME_ME  # the named node checks the bit survived
+
+
+@pytest.mark.parametrize("host", ["", "x@127.0.0.1"])
+def test_name_me_needs_a_bare_host(host: str) -> None:
+    acc = acceptor()
+    body = b"N" + struct.pack(">QIH", VISIBLE | DFlag.NAME_ME, 0, len(host)) + host.encode()
     with pytest.raises(HandshakeError) as info:
         acc.receive_data(framed(body))
-    assert info.value.failure is HandshakeFailure.NOT_ALLOWED
+    assert info.value.failure is HandshakeFailure.MALFORMED
     assert acc.data_to_send() == framed(b"snot_allowed")
 
 

@@ -479,6 +479,7 @@ class Acceptor(_Handshake):
         flags: int,
         creation: int,
         challenge: int | None = None,
+        dynamic_alive: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(
             local_name=local_name,
@@ -492,6 +493,8 @@ class Acceptor(_Handshake):
         self._peer_flags = 0
         self._peer_creation = 0
         self._version = 6
+        self._dynamic = False
+        self._dynamic_alive = dynamic_alive or (lambda: f"anon{secrets.token_hex(6)}")
 
     def __repr__(self) -> str:
         return f"<Acceptor {self._local_name} <- {self._peer_name or '?'} {self._state}>"
@@ -509,7 +512,12 @@ class Acceptor(_Handshake):
             raise LocalProtocolError(
                 f"unknown status {status!r}; expected one of {sorted(STATUSES)}"
             )
-        self._send(b"s" + status.encode("ascii"))
+        if self._dynamic and status in ("ok", "ok_simultaneous"):
+            named = self._peer_name.encode("utf-8")
+            self._send(b"snamed:" + struct.pack(">H", len(named)) + named
+                       + struct.pack(">I", self._peer_creation))
+        else:
+            self._send(b"s" + status.encode("ascii"))
         if status in ("ok", "ok_simultaneous"):
             self._send_challenge()
         elif status == "nok":
@@ -555,10 +563,16 @@ class Acceptor(_Handshake):
         else:
             raise self._malformed("recv_name: not a well-formed 'N' or 'n' send_name")
         peer_flags = expand_digest(flags)
-        if peer_flags & DFlag.NAME_ME:
-            raise self._refuse(
-                HandshakeFailure.NOT_ALLOWED, f"{name!r} asked for a dynamic name (NAME_ME)"
-            )
+        self._dynamic = bool(peer_flags & DFlag.NAME_ME)
+        if self._dynamic:
+            # A node started as undefined@Host sends only its host and asks us
+            # to name it; it adopts the name and creation our 'named:' gives.
+            if version != 6 or not name or "@" in name:
+                raise self._refuse(
+                    HandshakeFailure.MALFORMED, f"{name!r} asked for a name without a bare host"
+                )
+            name = f"{self._dynamic_alive()}@{name}"
+            creation = secrets.randbits(32) or 1
         alive, sep, host = name.partition("@")
         if not sep or not alive or not host or "@" in host:
             raise self._malformed(f"recv_name: {name!r} is not a name@host node name")
@@ -575,9 +589,12 @@ class Acceptor(_Handshake):
         self._events.append(StatusRequired(name, peer_flags, creation))
 
     def _send_challenge(self) -> None:
+        # A node we name checks that NAME_ME survives the flag intersection
+        # before it adopts the name, so we echo the bit to it.
+        flags = self._flags | DFlag.NAME_ME if self._dynamic else self._flags
         self._send(
             struct.pack(
-                ">cQIIH", b"N", self._flags, self._challenge, self._creation, len(self._name_bytes)
+                ">cQIIH", b"N", flags, self._challenge, self._creation, len(self._name_bytes)
             )
             + self._name_bytes
         )
