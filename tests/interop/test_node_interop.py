@@ -19,7 +19,7 @@ from erldist import config, telemetry
 from erldist.errors import ConnectFailed
 from erldist.events import NodeDown, NodeUp
 from erldist.runtime.node import Node
-from erldist.term.types import Atom, Pid
+from erldist.term.types import Atom, FrozenList, FrozenMap, Pid
 from tests.support.aio import EventLog, run, wait_for
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
@@ -276,9 +276,18 @@ def test_messages_both_ways_and_undecodable_ones_are_dropped(
                                 "after 10000 -> timeout end.")
             assert got == "true"
             await py.send(("nobody_here", e1.name), Atom("dropped_by_erlang"))
-            # A map keyed by lists is a valid term Python cannot hold: that one
-            # message is dropped, the link stays up and the next one arrives.
-            await erl(e1, f"{to_us} ! #{{\"key\" => 1}}, {to_us} ! after_it.")
+            # Strings are lists: a map keyed by them arrives with hashable keys
+            # and goes back to Erlang as the very same term.
+            await erl(e1, f"{to_us} ! {{self(), #{{\"key\" => 1, #{{a => [1]}} => 2}}}}.")
+            back_to, keyed = await inbox.receive(timeout=30)
+            assert keyed == {FrozenList(b"key"): 1, FrozenMap({Atom("a"): FrozenList([1])}): 2}
+            await py.send(back_to, keyed)
+            got = await erl(e1, "receive M -> M =:= #{\"key\" => 1, #{a => [1]} => 2} "
+                                "after 10000 -> timeout end.")
+            assert got == "true"
+            # 1 and 1.0 are two keys in Erlang but one in a dict: a valid term
+            # Python cannot hold. That message is dropped, the link stays up.
+            await erl(e1, f"{to_us} ! #{{1 => a, 1.0 => b}}, {to_us} ! after_it.")
             assert await inbox.receive(timeout=30) == Atom("after_it")
             conn = py.connection(e1.name)
             assert conn is not None and conn.dropped == 1

@@ -18,6 +18,8 @@ from erldist.term import (
     BitBinary,
     DecodeLimits,
     Export,
+    FrozenList,
+    FrozenMap,
     Fun,
     ImproperList,
     Pid,
@@ -299,9 +301,21 @@ def test_map_with_duplicate_keys_is_refused() -> None:
     assert caught.value.offset == 3
 
 
-def test_map_with_unhashable_key_is_refused() -> None:
-    with pytest.raises(DecodeError, match="cannot use as a dict key"):
-        decode(h("74 00000001 6b000201 02 6103"))  # #{[1,2] => 3} [OTP]
+def test_map_keyed_by_lists_and_maps_decodes_to_hashable_twins() -> None:
+    data = h("74 00000001 6b000201 02 6103")  # #{[1,2] => 3} [OTP]
+    term = decode(data)
+    assert term == {FrozenList([1, 2]): 3}
+    (key,) = term
+    assert key == [1, 2] and key != (1, 2) and hash(key) != hash((1, 2))
+    assert encode(term) == data
+    nested = {FrozenMap({Atom("a"): FrozenList([FrozenList([1])])}): [1], (1, 2): 2}
+    assert decode(encode(nested)) == nested
+    assert FrozenMap({1: 2}) == {1: 2} and FrozenList([]) != ()
+
+
+def test_frozen_keys_keep_the_duplicate_check() -> None:
+    with pytest.raises(DecodeError, match="duplicate keys"):
+        decode(h("74 00000002 6b000101 6101 6b000101 6102"))  # #{[1] => 1, [1] => 2}
 
 
 def test_bare_binary_fast_path_keeps_every_check() -> None:

@@ -28,6 +28,8 @@ from erldist.term.types import (
     Atom,
     BitBinary,
     Export,
+    FrozenList,
+    FrozenMap,
     Fun,
     ImproperList,
     Pid,
@@ -400,14 +402,31 @@ def _finish_map(items: list[Any], start: int) -> dict[Any, Any]:
             _refuse_hash_flooding(keys, start)
         result = dict(zip(keys, items[1::2], strict=True))
     except TypeError:
-        raise DecodeError(
-            start, "map key contains a list or map, which Python cannot use as a dict key"
-        ) from None
+        # A key holds a list or a map (Erlang strings are lists): use the
+        # hashable twins, which compare equal and encode the same.
+        keys = [_freeze(key) for key in keys]
+        if len(keys) > _COLLISION_CHECK_KEYS:
+            _refuse_hash_flooding(keys, start)
+        result = dict(zip(keys, items[1::2], strict=True))
     if len(result) != len(keys):
         raise DecodeError(
             start, "map has duplicate keys (or keys Python treats as equal, like 1, 1.0 and true)"
         )
     return result
+
+
+def _freeze(value: Any) -> Any:
+    """``value`` with every list and map in it made hashable (depth is capped already)."""
+    kind = type(value)
+    if kind is list:
+        return FrozenList(_freeze(item) for item in value)
+    if kind is dict:
+        return FrozenMap({key: _freeze(item) for key, item in value.items()})
+    if kind is tuple:
+        return tuple(_freeze(item) for item in value)
+    if kind is ImproperList:
+        return ImproperList(tuple(_freeze(item) for item in value.items), _freeze(value.tail))
+    return value
 
 
 # Hashes of ints, floats and tuples of them are not randomized: a peer can send

@@ -8,6 +8,7 @@ Erlang would print a node index, so log lines stay readable.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ __all__ = [
     "Atom",
     "BitBinary",
     "Export",
+    "FrozenList",
+    "FrozenMap",
     "Fun",
     "ImproperList",
     "Pid",
@@ -86,6 +89,68 @@ class Port:
 
     def __repr__(self) -> str:
         return f"#Port<{self.node}.{self.id}>"
+
+
+class FrozenList(tuple[Any, ...]):
+    """An Erlang list where Python needs a hashable value: inside a map key.
+
+    Erlang strings are lists, so ``#{"name" => 1}`` decodes to
+    ``{FrozenList([110, 97, 109, 101]): 1}``. It equals a ``list`` with the
+    same items, never a tuple (``[1]`` and ``{1}`` are different keys in
+    Erlang), and it encodes as a list.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, items: Iterable[Any] = ()) -> FrozenList:
+        return super().__new__(cls, items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenList | list):
+            return tuple.__eq__(self, tuple(other))
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((FrozenList, tuple(self)))
+
+    def __repr__(self) -> str:
+        return f"FrozenList({list(self)!r})"
+
+
+class FrozenMap(Mapping[Any, Any]):
+    """An Erlang map where Python needs a hashable value: inside a map key.
+
+    A read-only mapping that equals a ``dict`` with the same items and
+    encodes as a map.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = ()) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._items == dict(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((FrozenMap, frozenset(self._items.items())))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
 
 
 @dataclass(frozen=True, slots=True)
