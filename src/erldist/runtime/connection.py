@@ -2,17 +2,23 @@
 
 A ``Connection`` is an ``asyncio.Protocol``: bytes from the socket go into the
 handshake machine, then into the frame reader; decoded control messages go to
-the node. Outgoing frames are appended to one buffer and written once per
-event-loop turn, so a burst of sends costs one syscall, not one each.
+the node. The first frame sent in an event-loop turn is written at once (a
+lone request or reply waits for nothing); the frames after it in the same
+turn are appended to one buffer and written together when the turn ends, so
+a burst of sends costs two syscalls, not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
-from typing import TYPE_CHECKING
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from erldist.errors import ProtocolError
+from erldist.errors import DecodeError, LocalProtocolError, ProtocolError
 from erldist.protocol import control
 from erldist.protocol.framing import (
     TICK,
@@ -31,6 +37,8 @@ from erldist.protocol.handshake import (
     Initiator,
     StatusRequired,
 )
+from erldist.term import encode, encode_into
+from erldist.term.decode import decode_prefix
 
 if TYPE_CHECKING:
     from erldist.runtime.node import Node
@@ -39,6 +47,99 @@ log = logging.getLogger("erldist.connection")
 
 #: Flush at once when a batch grows past this, instead of waiting for the turn.
 _FLUSH_AT = 256 * 1024
+#: Messages whose control term is the same from one message to the next (one
+#: sender, one receiver): the control's encoding is reused both ways.
+_MESSAGES = (control.Send, control.RegSend, control.SendSender)
+#: How many control encodings a connection keeps for sending, and for receiving.
+_SEND_HEADERS = 256
+_RECEIVE_HEADERS = 4
+_U32 = struct.Struct(">I")
+#: A payload of known encoded size, framed once to learn a control's header.
+_PROBE = 0
+_PROBE_SIZE = len(encode(_PROBE)) - 1  # less the version byte
+
+
+class _Headers:
+    """The bytes that start every frame of a given control term, on one connection.
+
+    ``header(ctrl)`` is what ``DistEncoder`` writes before a payload: the
+    distribution header or pass-through byte, the control term, and the
+    payload's version byte where the mode has one, so that the payload
+    follows as ``encode_into`` writes it. Sending reuses it instead of
+    encoding the control again. Receiving uses it the other way: a frame
+    that starts with the header of a control term seen before *is* that
+    control term and a payload (terms are self-delimiting, and the encoder
+    and decoder are inverses), so only the payload is decoded. A peer that
+    encodes the control otherwise simply never matches.
+    """
+
+    def __init__(self, encoder: DistEncoder, decoder: DistDecoder) -> None:
+        self._encoder = encoder
+        self._decoder = decoder
+        self._sending: dict[tuple[Any, ...], bytes] = {}
+        self._last_sent: tuple[Any, ...] | None = None
+        self._receiving: list[tuple[bytes, Callable[..., control.ControlMessage]]] = []
+        self._last_received: tuple[Any, ...] | None = None
+
+    def header(self, ctrl: tuple[Any, ...]) -> bytes:
+        """The bytes before the payload in every frame carrying ``ctrl``."""
+        return self._encoder.frame(ctrl, _PROBE)[_U32.size : -_PROBE_SIZE]
+
+    def frame_into(self, out: bytearray, msg: control.ControlMessage) -> None:
+        """Append ``msg``'s frame to ``out``, as ``DistEncoder.frame_into`` would."""
+        ctrl, payload = control.to_terms(msg)
+        header = self._send_header(ctrl) if isinstance(msg, _MESSAGES) else None
+        if header is None:
+            self._encoder.frame_into(out, ctrl, payload)
+            return
+        start = len(out)
+        out += b"\0\0\0\0"
+        out += header
+        try:
+            encode_into(out, payload)
+            length = len(out) - start - _U32.size
+            if length > 0xFFFFFFFF:
+                raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
+        except BaseException:
+            del out[start:]
+            raise
+        _U32.pack_into(out, start, length)
+
+    def _send_header(self, ctrl: tuple[Any, ...]) -> bytes | None:
+        """The cached header of ``ctrl``, made when it follows itself in a row."""
+        header = self._sending.get(ctrl)
+        if header is None and ctrl == self._last_sent:
+            if len(self._sending) >= _SEND_HEADERS:
+                self._sending.clear()
+            header = self._sending[ctrl] = self.header(ctrl)
+        self._last_sent = ctrl
+        return header
+
+    def parse(self, frame: bytes) -> control.ControlMessage | None:
+        """The message in ``frame`` if its control term is a known one, else None."""
+        for header, make in self._receiving:
+            if frame.startswith(header):
+                try:
+                    payload, end = decode_prefix(frame, len(header), limits=self._decoder.limits,
+                                                 version_byte=False)
+                except DecodeError:
+                    return None  # the full decode reports it
+                return make(message=payload) if end == len(frame) else None
+        return None
+
+    def learn(self, frame: bytes, ctrl: Any, msg: control.ControlMessage) -> None:
+        """Remember ``ctrl``'s header when a message repeats the previous one's."""
+        if not isinstance(msg, _MESSAGES):
+            return
+        if ctrl != self._last_received:
+            self._last_received = ctrl
+            return
+        header = self.header(ctrl)
+        if frame.startswith(header):
+            fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)
+                      if f.name != "message"}
+            self._receiving.insert(0, (header, functools.partial(type(msg), **fields)))
+            del self._receiving[_RECEIVE_HEADERS:]
 
 
 class Connection(asyncio.Protocol):
@@ -64,7 +165,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._reader: FrameReader | None = None
         self._decoder: DistDecoder | None = None
-        self._encoder: DistEncoder | None = None
+        self._headers: _Headers | None = None
         self._out = bytearray()
         self._flush_scheduled = False
         self._wrote = False
@@ -83,11 +184,12 @@ class Connection(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's TCP transports have the
+        # Transport methods without subclassing asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
         if self._refuse:
             self._machine = None
-            transport.abort()
+            self.transport.abort()
             return
         self._arm_handshake_deadline()
         self._pump()
@@ -199,7 +301,7 @@ class Connection(asyncio.Protocol):
         self.peer_name = result.peer_name
         self._reader = FrameReader()
         self._decoder = DistDecoder(result.flags)
-        self._encoder = DistEncoder(result.flags)
+        self._headers = _Headers(DistEncoder(result.flags), self._decoder)
         ticktime = self.node.config.net_ticktime
         self._tick_interval = ticktime / 4
         self._silence_limit = ticktime
@@ -216,20 +318,25 @@ class Connection(asyncio.Protocol):
 
     def _receive_frames(self, data: bytes) -> None:
         assert self._reader is not None and self._decoder is not None
+        headers = self._headers
+        assert headers is not None
         for frame in self._reader.feed(data):
             if frame is None:
                 continue
-            try:
-                decoded = self._decoder.decode(frame)
-            except UndecodableMessage as exc:
-                self.dropped += 1
-                log.warning("dropped a message from %s (%d so far): %s", self.peer_name,
-                            self.dropped, exc)
-                continue
-            if decoded is None:
-                continue
-            ctrl, payload = decoded
-            msg = control.parse(ctrl, payload)
+            msg = headers.parse(frame)
+            if msg is None:
+                try:
+                    decoded = self._decoder.decode(frame)
+                except UndecodableMessage as exc:
+                    self.dropped += 1
+                    log.warning("dropped a message from %s (%d so far): %s", self.peer_name,
+                                self.dropped, exc)
+                    continue
+                if decoded is None:
+                    continue
+                ctrl, payload = decoded
+                msg = control.parse(ctrl, payload)
+                headers.learn(frame, ctrl, msg)
             self.node._dispatch(self, msg)
             if self.transport is None or self.transport.is_closing():
                 return
@@ -247,19 +354,25 @@ class Connection(asyncio.Protocol):
         self._ticker = self.loop.call_later(self._tick_interval, self._tick)
 
     def send(self, msg: control.ControlMessage) -> None:
-        """Queue one control message (and its payload) for the next flush."""
-        if self._encoder is None or self.transport is None or self.transport.is_closing():
+        """Frame one control message (and its payload) and write it, or batch it."""
+        if self._headers is None or self.transport is None or self.transport.is_closing():
             return
-        ctrl, payload = control.to_terms(msg)
-        self._encoder.frame_into(self._out, ctrl, payload)
-        if len(self._out) >= _FLUSH_AT:
-            self._flush()
-        elif not self._flush_scheduled:
+        self._headers.frame_into(self._out, msg)
+        if not self._flush_scheduled:
+            # The first frame of a loop turn goes out at once, so a lone request
+            # or reply waits for no turn; the rest of the turn's frames are
+            # batched into one write when the turn ends.
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+            self._write()
+        elif len(self._out) >= _FLUSH_AT:
+            self._write()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._write()
+
+    def _write(self) -> None:
         if self._out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(bytes(self._out))
             self._wrote = True

@@ -86,6 +86,7 @@ class Node:
         config: Config,
     ) -> None:
         self._name = name
+        self._name_str = str(name)
         self._cookie = cookie.encode("ascii")
         self.hidden = hidden
         self.config = config
@@ -178,7 +179,7 @@ class Node:
 
     @property
     def name(self) -> str:
-        return str(self._name)
+        return self._name_str
 
     @property
     def node_name(self) -> NodeName:
@@ -197,8 +198,9 @@ class Node:
 
     def make_ref(self) -> Reference:
         n = next(self._ref_ids)
+        noise = secrets.randbits(64)  # one system call for both random words
         return Reference(self.atom, self.creation,
-                         (n & 0x3FFFF, secrets.randbits(32), secrets.randbits(32)))
+                         (n & 0x3FFFF, noise >> 32, noise & 0xFFFFFFFF))
 
     # --- connection table ------------------------------------------------------------
 
@@ -353,7 +355,8 @@ class Node:
             attempt.task = self.loop.create_task(self._dial(peer, attempt))
         budget_s = self.config.connect_timeout if timeout is None else timeout
         try:
-            await asyncio.wait_for(asyncio.shield(attempt.future), budget_s)
+            async with asyncio.timeout(budget_s):
+                await asyncio.shield(attempt.future)
         except TimeoutError:
             raise ConnectFailed(f"no connection to {key} within {budget_s:g} s") from None
         conn = self._conns.get(key)
@@ -375,12 +378,10 @@ class Node:
                                 flags=self._flags, creation=self.creation,
                                 version=6 if address.highest_version >= 6 else 5)
             remaining = max(0.1, deadline - self.loop.time())
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(
+            async with asyncio.timeout(remaining):
+                _, conn = await self.loop.create_connection(
                     lambda: Connection(self, machine, peer_name=key), peer.host, address.port
-                ),
-                remaining,
-            )
+                )
             attempt.conn = conn
             await conn.established
         except Exception as exc:
@@ -424,7 +425,8 @@ class Node:
             return False
         budget_s = self.config.ping_timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(self._ping(peer, budget_s), budget_s)
+            async with asyncio.timeout(budget_s):  # no extra task, unlike wait_for
+                return await self._ping(peer, budget_s)
         except (TimeoutError, ConnectFailed, ConnectIgnored):
             return False
 
