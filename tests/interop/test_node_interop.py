@@ -318,3 +318,40 @@ def test_dynamic_name_node_gets_its_name_from_us(
             await py.stop()
 
     run(body())
+
+
+def test_sending_to_a_stalled_peer_blocks_instead_of_buffering(
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode]
+) -> None:
+    e1 = start_erl(erl_nodes, release, epmd)
+
+    async def body() -> None:
+        py = await start_py(epmd)
+        try:
+            assert await py.ping(e1.name)
+            conn = py.connection(e1.name)
+            assert conn is not None and conn.transport is not None
+            os.kill(e1.proc.pid, signal.SIGSTOP)
+            sent = 0
+
+            async def flood() -> None:
+                nonlocal sent
+                while True:
+                    await py.send(("sink", e1.name), b"x" * 1024)
+                    sent += 1
+
+            try:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(flood(), 5)
+                assert conn.congested
+                # Bounded by the socket buffers plus asyncio's high-water mark,
+                # not by how long the sender kept trying.
+                assert conn.transport.get_write_buffer_size() < 1024 * 1024
+                assert sent < 50_000
+            finally:
+                os.kill(e1.proc.pid, signal.SIGCONT)
+            assert await py.ping(e1.name, timeout=30)
+        finally:
+            await py.stop()
+
+    run(body())

@@ -378,6 +378,11 @@ class Connection(asyncio.Protocol):
             self._wrote = True
         self._out.clear()
 
+    @property
+    def congested(self) -> bool:
+        """The socket asked us to pause writing; ``drain`` would wait."""
+        return self._paused
+
     async def drain(self) -> None:
         """Wait until the socket accepts more (for senders that must not outrun it)."""
         if self._paused and self.transport is not None and not self.transport.is_closing():

@@ -515,7 +515,8 @@ class Node:
             conn = self._conns.get(node) or await self._ensure_connected(
                 check_peer(node, BudgetSite.CONNECT), None)
             conn.send(control.reg_send(from_pid, Atom(name), message))
-        await conn.drain()
+        if conn.congested:  # the usual case skips the coroutine call altogether
+            await conn.drain()
 
     def _dispatch(self, conn: Connection, msg: control.ControlMessage) -> None:
         self.system.dispatch(conn, msg)
