@@ -8,6 +8,7 @@ Erlang waits on it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -109,8 +110,9 @@ def test_long_and_short_names_do_not_mix(
 
 
 def test_wrong_cookie_fails_both_ways_and_leaves_nothing_open(
-    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode]
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="erldist")
     e1 = start_erl(erl_nodes, release, epmd, cookie="another_cookie")
     rejected: list[telemetry.HandshakeRejected] = []
 
@@ -141,6 +143,8 @@ def test_wrong_cookie_fails_both_ways_and_leaves_nothing_open(
     assert any(r.startswith("BAD_COOKIE") for r in reasons), reasons
     assert all("interopcookie" not in repr(e) and "another_cookie" not in repr(e)
                for e in rejected)
+    assert "BAD_COOKIE" in caplog.text or "bad_cookie" in caplog.text
+    assert "interopcookie" not in caplog.text and "another_cookie" not in caplog.text
     assert any("Connection attempt from node" in line or "disallowed" in line
                or "cookie" in line.lower() for line in e1.log), e1.log[-10:]
 
