@@ -337,7 +337,7 @@ class Connection(asyncio.Protocol):
                 ctrl, payload = decoded
                 msg = control.parse(ctrl, payload)
                 headers.learn(frame, ctrl, msg)
-            self.node._dispatch(self, msg)
+            self.node.system.dispatch(self, msg)
             if self.transport is None or self.transport.is_closing():
                 return
 

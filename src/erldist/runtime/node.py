@@ -500,26 +500,19 @@ class Node:
         if isinstance(to, str):
             self.system.deliver_local(Atom(to), message)
             return
-        if isinstance(to, Pid):
-            if to.node == self.atom:
-                self.system.deliver_local(to, message)
-                return
-            conn = self._conns.get(to.node) or await self._ensure_connected(
-                check_peer(to.node, BudgetSite.CONNECT), None)
-            conn.send(control.send_to_pid(from_pid, to, message, conn.flags))
+        node = to.node if isinstance(to, Pid) else to[1]
+        target = to if isinstance(to, Pid) else Atom(to[0])
+        if node == self.name:
+            self.system.deliver_local(target, message)
+            return
+        conn = self._conns.get(node) or await self._ensure_connected(
+            check_peer(node, BudgetSite.CONNECT), None)
+        if isinstance(target, Pid):
+            conn.send(control.send_to_pid(from_pid, target, message, conn.flags))
         else:
-            name, node = to
-            if node == self.name:
-                self.system.deliver_local(Atom(name), message)
-                return
-            conn = self._conns.get(node) or await self._ensure_connected(
-                check_peer(node, BudgetSite.CONNECT), None)
-            conn.send(control.reg_send(from_pid, Atom(name), message))
+            conn.send(control.reg_send(from_pid, target, message))
         if conn.congested:  # the usual case skips the coroutine call altogether
             await conn.drain()
-
-    def _dispatch(self, conn: Connection, msg: control.ControlMessage) -> None:
-        self.system.dispatch(conn, msg)
 
     # --- stopping --------------------------------------------------------------------
 

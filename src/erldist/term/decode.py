@@ -25,6 +25,7 @@ from typing import Any
 from erldist.errors import DecodeError
 from erldist.term.types import (
     MAX_ATOM_CHARS,
+    MAX_REFERENCE_WORDS,
     Atom,
     BitBinary,
     Export,
@@ -41,7 +42,6 @@ __all__ = ["DEFAULT_LIMITS", "DecodeLimits", "decode", "decode_prefix"]
 
 VERSION = 131
 COMPRESSED = 80
-MAX_REFERENCE_WORDS = 5
 
 # A UTF-8 character takes at most 4 bytes, so a longer atom cannot be valid.
 _MAX_ATOM_UTF8_BYTES = 4 * MAX_ATOM_CHARS

@@ -20,6 +20,7 @@ from typing import Any
 from erldist.errors import EncodeError
 from erldist.term.types import (
     MAX_ATOM_CHARS,
+    MAX_REFERENCE_WORDS,
     Atom,
     BitBinary,
     Export,
@@ -35,7 +36,6 @@ from erldist.term.types import (
 __all__ = ["encode", "encode_into"]
 
 VERSION = b"\x83"
-MAX_REFERENCE_WORDS = 5
 _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 # OTP's term_to_binary default zlib level for [compressed].

@@ -32,6 +32,8 @@ __all__ = [
 Term = Any
 
 MAX_ATOM_CHARS = 255
+#: Id words a reference may carry (OTP 26+ peers send up to five).
+MAX_REFERENCE_WORDS = 5
 
 
 class Atom(str):
