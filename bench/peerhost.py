@@ -29,10 +29,6 @@ from erldist import Node
 from erldist.errors import ConnectError
 
 
-def _ignore_mesh(_message: Any) -> None:
-    """Stands in for the node's mesh handler: announcements are not dialled."""
-
-
 async def _connect_all(node: Node, names: list[str]) -> int:
     gate = asyncio.Semaphore(16)
 
@@ -51,13 +47,12 @@ async def _main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     nodes = [
         await Node.start(f"{args.prefix}{i}@127.0.0.1", args.cookie,
-                         epmd_port=args.epmd_port, embedded_epmd=False)
+                         epmd_port=args.epmd_port, embedded_epmd=False, connect_all=False)
         for i in range(args.count)
     ]
     sinks = []
     for node in nodes:
-        node.system._mesh = _ignore_mesh  # type: ignore[method-assign,assignment]
-        sinks.append(loop.create_task(sink.serve(node, node.mailbox("bench_sink"))))
+        sinks.append(loop.create_task(sink.serve(node, node.process("bench_sink"))))
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     reader = asyncio.StreamReader(limit=1 << 24)

@@ -6,8 +6,7 @@ It speaks the protocol of ``dist_bench:sink/0``: ``{start, From, N}``, then
 
 from __future__ import annotations
 
-from erldist import Atom, Node
-from erldist.runtime.mailbox import Mailbox, MailboxClosed
+from erldist import Atom, Node, Process, ProcessExited
 
 SEQ = Atom("seq")
 START = Atom("start")
@@ -15,8 +14,8 @@ DONE = Atom("done")
 HELLO = b"hello"
 
 
-async def serve(node: Node, box: Mailbox) -> None:
-    """Answer every run until the mailbox closes."""
+async def serve(node: Node, box: Process) -> None:
+    """Answer every run until the process exits."""
     try:
         while True:
             tag, sender, count = await box.receive()
@@ -24,5 +23,5 @@ async def serve(node: Node, box: Mailbox) -> None:
             for _ in range(count):
                 await box.receive()
             await node.send(sender, (DONE, count))
-    except MailboxClosed:
+    except ProcessExited:
         return

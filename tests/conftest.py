@@ -7,8 +7,22 @@ that forgets to, so it lands on a private port instead of fighting a system
 
 from __future__ import annotations
 
+import inspect
 import os
 
+import pytest
+
+from tests.support.aio import run
 from tests.support.otp import free_port
 
 os.environ["ERL_EPMD_PORT"] = str(free_port())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on a fresh event loop, under ``run``'s outer deadline."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    run(pyfuncitem.obj(**kwargs))
+    return True

@@ -85,7 +85,7 @@ async def _py_calls(node: Node, server_node: str, callers: int,
     timings: list[list[int]] = [[] for _ in range(callers)]
 
     async def caller(times: list[int]) -> None:
-        box = node.mailbox()
+        box = node.process()
         try:
             for _ in range(count):
                 t0 = time.perf_counter_ns()
@@ -96,7 +96,7 @@ async def _py_calls(node: Node, server_node: str, callers: int,
                     reply = await box.receive()
                 times.append(time.perf_counter_ns() - t0)
         finally:
-            box.close()
+            box.exit()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(caller(t) for t in timings))

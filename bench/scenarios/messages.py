@@ -22,7 +22,7 @@ async def messages(b: Bench) -> None:
     back = res.row("messages/s, Erlang→Python", "1/s", lower_better=False, target=Target(0.7))
     local = res.row("messages/s, Python→Python", "1/s", lower_better=False,
                     peer_note="n/a: no listener")
-    box = c.py.mailbox("bench_pysink", maxsize=n + 16)
+    box = c.py.process("bench_pysink", maxsize=n + 16)
     receiver = asyncio.get_running_loop().create_task(sink.serve(c.py, box))
     python_peer = b.healthy[0].names[0]
     try:
@@ -39,15 +39,15 @@ async def messages(b: Bench) -> None:
             got = await peers.run("receive", c.a.name, c.epmd.port, n)
             back.peer.append(n / (got["ns"] / 1e9))
     finally:
-        box.close()
+        box.exit()
         await receiver
-    if box.dropped:
-        res.notes.append(f"the Python sink dropped {box.dropped} messages (mailbox full)")
+    if box.mailbox.dropped:
+        res.notes.append(f"the Python sink dropped {box.mailbox.dropped} messages (mailbox full)")
 
 
 async def _py_blast(node: Node, dest: tuple[str, str], count: int) -> float:
     """Seconds from the first send until the sink reports all ``count`` received."""
-    box = node.mailbox()
+    box = node.process()
     try:
         t0 = time.perf_counter()
         await node.send(dest, (sink.START, box.pid, count))
@@ -56,6 +56,6 @@ async def _py_blast(node: Node, dest: tuple[str, str], count: int) -> float:
         reply = await box.receive(timeout=300)
         elapsed = time.perf_counter() - t0
     finally:
-        box.close()
+        box.exit()
     assert reply == (sink.DONE, count), reply
     return elapsed

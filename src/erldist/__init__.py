@@ -7,6 +7,9 @@ Synchronous code uses ``erldist.cluster`` (the seed's API); asyncio code uses
 from erldist import cluster, config, telemetry
 from erldist.errors import (
     AlreadyStarted,
+    CallError,
+    CallTargetDown,
+    CallTimeout,
     ConnectAtomBudgetExceeded,
     ConnectError,
     ConnectFailed,
@@ -19,7 +22,12 @@ from erldist.errors import (
     InvalidNodeFormat,
     InvalidNodeName,
     LocalProtocolError,
+    NameTaken,
     NetworkError,
+    NoProcess,
+    NotRegistered,
+    ProcessError,
+    ProcessExited,
     ProtocolError,
     RemoteProtocolError,
     StartAtomBudgetExceeded,
@@ -31,9 +39,9 @@ from erldist.errors import (
 from erldist.events import ClusterEvent, NodeDown, NodeUp
 from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
-from erldist.runtime.mailbox import Mailbox, MailboxClosed
 from erldist.runtime.node import Node
-from erldist.term import decode, encode
+from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
+from erldist.term import DecodeLimits, decode, encode
 from erldist.term.types import (
     Atom,
     BitBinary,
@@ -53,6 +61,9 @@ __all__ = [
     "AlreadyStarted",
     "Atom",
     "BitBinary",
+    "CallError",
+    "CallTargetDown",
+    "CallTimeout",
     "ClusterEvent",
     "ClusterHealth",
     "ClusterMonitor",
@@ -61,9 +72,12 @@ __all__ = [
     "ConnectFailed",
     "ConnectIgnored",
     "DecodeError",
+    "DecodeLimits",
+    "Down",
     "EncodeError",
     "EpmdError",
     "ErldistError",
+    "Exit",
     "Export",
     "FrozenList",
     "FrozenMap",
@@ -73,14 +87,19 @@ __all__ = [
     "InvalidNodeFormat",
     "InvalidNodeName",
     "LocalProtocolError",
-    "Mailbox",
-    "MailboxClosed",
+    "NameTaken",
     "NetworkError",
+    "NoProcess",
     "Node",
     "NodeDown",
+    "NodeDownMessage",
     "NodeUp",
+    "NotRegistered",
     "Pid",
     "Port",
+    "Process",
+    "ProcessError",
+    "ProcessExited",
     "ProtocolError",
     "Reference",
     "RemoteProtocolError",

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from erldist import config as config_mod
+from erldist.cluster_process import SyncProcess
 from erldist.errors import (
     AlreadyStarted,
     ConnectError,
@@ -29,9 +30,13 @@ from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
 from erldist.names import BudgetSite
 from erldist.runtime.node import Node, check_peer, check_start
+from erldist.runtime.router import Destination
+from erldist.term.types import Pid, Term
 
 __all__ = [
     "ClusterHealth",
+    "SyncProcess",
+    "call",
     "connect",
     "connect_error_to_string",
     "connected_count",
@@ -41,13 +46,18 @@ __all__ = [
     "is_healthy",
     "nodes",
     "ping",
+    "process",
+    "register",
     "self_node",
+    "send",
     "start_error_to_string",
     "start_monitor",
     "start_node",
     "stop_node",
     "subscribe",
+    "unregister",
     "unsubscribe",
+    "whereis",
 ]
 
 NOT_DISTRIBUTED = "nonode@nohost"
@@ -85,7 +95,7 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def _run(coro: Coroutine[Any, Any, T], timeout: float) -> T:
+def _run(coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
     loop = _ensure_loop()
     if threading.current_thread() is _thread:
         coro.close()
@@ -96,8 +106,8 @@ def _run(coro: Coroutine[Any, Any, T], timeout: float) -> T:
     fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
         return fut.result(timeout)
-    except TimeoutError:
-        fut.cancel()
+    except BaseException:
+        fut.cancel()  # a timeout, or the caller interrupted: nothing keeps running
         raise
 
 
@@ -259,5 +269,70 @@ def subscribe(monitor: ClusterMonitor, listener: Listener) -> None:
 
 def unsubscribe(monitor: ClusterMonitor, listener: Listener) -> None:
     monitor.unsubscribe(listener)
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def _required_node() -> Node:
+    local = _running_node()
+    if local is None:
+        raise ConnectIgnored()
+    return local
+
+
+def _with_node(fn: Callable[[Node], T]) -> T:
+    """``fn(node)`` on the loop thread; ``ConnectIgnored`` when not started."""
+    local = _required_node()
+
+    async def call() -> T:
+        return fn(local)
+
+    return _run(call(), 30.0)
+
+
+def _run_for_process(coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
+    return _run(coro, None if timeout is None else timeout + _GRACE)
+
+
+def process(
+    name: str | None = None,
+    *,
+    trap_exit: bool = False,
+    maxsize: int | None = None,
+    overflow: str | None = None,
+) -> SyncProcess:
+    """A new process of the default node, for threaded code (see ``Node.process``).
+
+    Raises ``ConnectIgnored`` when the node is not started, ``NameTaken``.
+    """
+    made = _with_node(lambda n: n.process(name, trap_exit=trap_exit, maxsize=maxsize,
+                                          overflow=overflow))
+    return SyncProcess(made, _run_for_process)
+
+
+def send(to: Destination, message: Term) -> None:
+    """Send ``message`` from the node's system process (see ``Node.send``)."""
+    local = _required_node()
+    _run(local.send(to, message), local.config.connect_timeout + _GRACE)
+
+
+def call(dest: Destination, request: Term, timeout: float = 5.0) -> Any:
+    """``gen_server:call`` (see ``Node.call``): ``CallTimeout``, ``CallTargetDown``."""
+    local = _required_node()
+    return _run(local.call(dest, request, timeout=timeout), timeout + _GRACE)
+
+
+def register(name: str, pid: Pid) -> None:
+    """``erlang:register/2`` on the default node."""
+    _with_node(lambda n: n.register(name, pid))
+
+
+def unregister(name: str) -> None:
+    _with_node(lambda n: n.unregister(name))
+
+
+def whereis(name: str) -> Pid | None:
+    return _on_loop(lambda n: n.whereis(name), None)
 
 

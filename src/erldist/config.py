@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from erldist.errors import ErldistError
+from erldist.protocol.framing import DEFAULT_MAX_FRAME
+from erldist.term.decode import DecodeLimits
 
 __all__ = ["Config", "ConfigError", "configure", "default", "get", "reset"]
 
 #: Inclusive ranges for fields that need more than "positive".
 #: OTP accepts any positive tick time, but below 1 s ticks flood a busy link
 #: and above an hour a dead peer goes unnoticed for most of a day.
-_RANGES: dict[str, tuple[float, float]] = {"net_ticktime": (1.0, 3600.0)}
+_RANGES: dict[str, tuple[float, float]] = {
+    "net_ticktime": (1.0, 3600.0),
+    "max_message_bytes": (1.0, 0xFFFFFFFF),
+}
+_OVERFLOW = ("block", "drop")
 
 
 class ConfigError(ErldistError, ValueError):
@@ -51,10 +57,32 @@ class Config:
     net_ticktime: float = 60.0
     #: Budget for one ``ping``.
     ping_timeout: float = 8.0
+    #: Largest message (one frame, or one reassembled fragmented message) a peer
+    #: may send; a larger one closes the connection.
+    max_message_bytes: int = DEFAULT_MAX_FRAME
+    #: Caps on decoding a peer's terms (depth, elements, binary and integer
+    #: sizes); a message over them is dropped and counted, the link stays.
+    decode_limits: DecodeLimits = field(default_factory=DecodeLimits)
+    #: Messages a process's mailbox holds before ``mailbox_overflow`` applies.
+    mailbox_maxsize: int = 100_000
+    #: ``"block"``: a full mailbox pauses the connection that feeds it (TCP
+    #: pushes back on the sender, nothing is lost); ``"drop"``: new messages
+    #: are refused, counted and reported through telemetry.
+    mailbox_overflow: str = "block"
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            object.__setattr__(self, f.name, _checked(f.name, f.default, getattr(self, f.name)))
+            if f.name == "decode_limits":
+                if not isinstance(self.decode_limits, DecodeLimits):
+                    raise ConfigError("decode_limits must be a DecodeLimits, not "
+                                      f"{type(self.decode_limits).__name__}")
+            elif f.name == "mailbox_overflow":
+                if self.mailbox_overflow not in _OVERFLOW:
+                    raise ConfigError(f"mailbox_overflow must be one of {', '.join(_OVERFLOW)}, "
+                                      f"got {self.mailbox_overflow!r}")
+            else:
+                object.__setattr__(self, f.name, _checked(f.name, f.default,
+                                                          getattr(self, f.name)))
 
 
 def _checked(name: str, default: object, value: object) -> int | float:
@@ -64,6 +92,9 @@ def _checked(name: str, default: object, value: object) -> int | float:
             raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
+        low, high = _RANGES.get(name, (1, math.inf))
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be within {low:g}..{high:g}, got {value}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number of seconds, not {type(value).__name__}")

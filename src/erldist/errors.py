@@ -9,6 +9,9 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyStarted",
+    "CallError",
+    "CallTargetDown",
+    "CallTimeout",
     "ConnectAtomBudgetExceeded",
     "ConnectError",
     "ConnectFailed",
@@ -21,7 +24,12 @@ __all__ = [
     "InvalidNodeFormat",
     "InvalidNodeName",
     "LocalProtocolError",
+    "NameTaken",
     "NetworkError",
+    "NoProcess",
+    "NotRegistered",
+    "ProcessError",
+    "ProcessExited",
     "ProtocolError",
     "RemoteProtocolError",
     "StartAtomBudgetExceeded",
@@ -177,6 +185,78 @@ class ConnectAtomBudgetExceeded(ConnectError):
 
     def __init__(self) -> None:
         super().__init__(ATOM_BUDGET_TEXT)
+
+
+# --- processes -----------------------------------------------------------------------
+
+
+class ProcessError(ErldistError):
+    """A process operation that cannot be done."""
+
+
+class ProcessExited(ProcessError):
+    """The process has exited: ``receive`` and the other operations of a dead process.
+
+    ``reason`` is its exit reason as a term (``normal``, ``killed``, ...).
+    """
+
+    def __init__(self, pid: object, reason: object) -> None:
+        super().__init__(f"process {pid!r} has exited: {reason!r}")
+        self.pid = pid
+        self.reason = reason
+
+
+class NameTaken(ProcessError):
+    """``register`` with a name that another process holds (Erlang's ``badarg``)."""
+
+    def __init__(self, name: str, node: str) -> None:
+        super().__init__(f"the name {name!r} is already registered on {node}")
+        self.name = name
+
+
+class NotRegistered(ProcessError):
+    """``unregister`` of a name that no process holds (Erlang's ``badarg``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no process is registered as {name!r}")
+        self.name = name
+
+
+class NoProcess(ProcessError):
+    """The target process does not exist (Erlang's ``noproc``)."""
+
+    def __init__(self, target: object) -> None:
+        super().__init__(f"no process {target!r}")
+        self.target = target
+
+
+# --- calls ---------------------------------------------------------------------------
+
+
+class CallError(ErldistError):
+    """A ``call`` that got no reply."""
+
+
+class CallTimeout(CallError, TimeoutError):
+    """No reply within the call's timeout; the call left nothing behind."""
+
+    def __init__(self, target: object, timeout: float) -> None:
+        super().__init__(f"call to {target!r} got no reply within {timeout:g} s")
+        self.target = target
+        self.timeout = timeout
+
+
+class CallTargetDown(CallError):
+    """The target does not exist, exited during the call, or its node went away.
+
+    ``reason`` is the exit reason as a term: ``noproc``, ``noconnection``, or the
+    reason the target exited with.
+    """
+
+    def __init__(self, target: object, reason: object) -> None:
+        super().__init__(f"call to {target!r} failed: target down ({reason!r})")
+        self.target = target
+        self.reason = reason
 
 
 def start_error_to_string(err: StartError) -> str:

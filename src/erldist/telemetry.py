@@ -25,8 +25,10 @@ __all__ = [
     "ConnectAttemptFailed",
     "EpmdFallback",
     "HandshakeRejected",
+    "MessageDropped",
     "NodeDown",
     "NodeUp",
+    "ProcessFailed",
     "TelemetryEvent",
     "attach",
     "detach",
@@ -85,8 +87,31 @@ class EpmdFallback:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class MessageDropped:
+    """A message that reached this node and was not delivered.
+
+    ``reason`` is ``mailbox_full`` (the receiver's bound, under the ``drop``
+    policy) or ``undecodable`` (a term with no Python form); ``target`` names
+    the receiver (a pid's repr, or the peer for undecodable ones).
+    """
+
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFailed:
+    """A process's code raised: ``reason`` is the exit reason it died with."""
+
+    pid: str
+    reason: str
+
+
 TelemetryEvent: TypeAlias = (
-    AtomBudgetExhausted
+    MessageDropped
+    | ProcessFailed
+    | AtomBudgetExhausted
     | NodeUp
     | NodeDown
     | ConnectAttemptFailed

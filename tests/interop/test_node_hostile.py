@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from erldist.runtime.node import MAX_HANDSHAKES, Node
+from erldist.runtime.node import Node
+from erldist.runtime.peers import MAX_HANDSHAKES
 from tests.support.aio import run, wait_for
 from tests.support.otp import EpmdProcess, unique_name
 
@@ -38,7 +39,7 @@ def test_garbage_and_oversized_handshakes_are_cut_off(epmd: EpmdProcess) -> None
                 writer.write(payload)
                 assert await closed_by_peer(reader)
                 writer.close()
-            await wait_for(lambda: not node._handshaking, 20, "no handshake left behind")
+            await wait_for(lambda: node.peers.handshaking == 0, 20, "no handshake left behind")
             assert await other.ping(node.name) is True
         finally:
             await other.stop()
@@ -58,13 +59,13 @@ def test_handshake_flood_is_capped_and_the_node_recovers(epmd: EpmdProcess) -> N
             for _ in range(MAX_HANDSHAKES + 44):
                 _, writer = await asyncio.open_connection("127.0.0.1", node.port)
                 writers.append(writer)
-            await wait_for(lambda: len(node._handshaking) == MAX_HANDSHAKES, 20,
+            await wait_for(lambda: node.peers.handshaking == MAX_HANDSHAKES, 20,
                            "the handshake table to fill up to its cap")
             await asyncio.sleep(0.2)  # more accepts have had their turn: still capped
-            assert len(node._handshaking) == MAX_HANDSHAKES
+            assert node.peers.handshaking == MAX_HANDSHAKES
             for writer in writers:
                 writer.close()
-            await wait_for(lambda: not node._handshaking, 30, "the idle sockets to be reaped")
+            await wait_for(lambda: node.peers.handshaking == 0, 30, "the idle sockets to be reaped")
             assert await other.ping(node.name) is True
         finally:
             for writer in writers:

@@ -129,7 +129,7 @@ def test_wrong_cookie_fails_both_ways_and_leaves_nothing_open(
             with pytest.raises(ConnectFailed):
                 await py.connect(e1.name)
             assert await erl(e1, f"net_adm:ping('{py.name}').") == "pang"
-            await wait_for(lambda: not py._handshaking, 10, "handshakes to close")
+            await wait_for(lambda: py.peers.handshaking == 0, 10, "handshakes to close")
             assert py.nodes("connected") == []
             assert await erl(e1, "nodes(connected).") == "[]"
         finally:
@@ -269,7 +269,7 @@ def test_messages_both_ways_and_undecodable_ones_are_dropped(
     async def body() -> None:
         py = await start_py(epmd)
         try:
-            inbox = py.mailbox("inbox")
+            inbox = py.process("inbox")
             to_us = f"{{inbox, '{py.name}'}}"
             await erl(e1, f"{to_us} ! {{hello, self(), <<\"x\">>, [1,2,3], #{{a => 1.5}}}}.")
             hello, sender, text, items, mapping = await inbox.receive(timeout=30)

@@ -1,7 +1,8 @@
 """A Python node in its own OS process, for tests that SIGSTOP or kill peers.
 
 Run as ``python -m tests.support.pypeer NAME COOKIE EPMD_PORT``; prints
-``ready`` once registered, and stops when its stdin closes or on SIGTERM.
+``ready`` once registered, and stops when its stdin closes or on SIGTERM. Its
+process ``echo`` answers ``{From, X}`` with ``{EchoPid, X}``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-from erldist.runtime.node import Node
+from erldist import Node, Pid, Process
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+async def _echo(proc: Process) -> None:
+    async for message in proc:
+        match message:
+            case (Pid() as sender, payload):
+                await proc.send(sender, (proc.pid, payload))
+
+
 async def _main(name: str, cookie: str, epmd_port: int) -> None:
     node = await Node.start(name, cookie, epmd_port=epmd_port, embedded_epmd=False)
+    node.spawn(_echo, name="echo")
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)

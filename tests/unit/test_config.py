@@ -11,6 +11,7 @@ import pytest
 
 from erldist import config
 from erldist.config import Config, ConfigError
+from erldist.term import DecodeLimits
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +21,8 @@ def _restore_defaults() -> Iterator[None]:
     config.reset()
 
 
-INT_FIELDS = ["max_distribution_atoms", "health_parallelism"]
+INT_FIELDS = ["max_distribution_atoms", "health_parallelism", "max_message_bytes",
+              "mailbox_maxsize"]
 FLOAT_FIELDS = [
     "health_timeout",
     "connect_timeout",
@@ -39,7 +41,24 @@ def test_defaults_are_the_documented_ones() -> None:
     assert cfg.start_timeout == 10.0
     assert cfg.net_ticktime == 60.0
     assert cfg.ping_timeout == 8.0
-    assert {f.name for f in dataclasses.fields(Config)} == set(INT_FIELDS + FLOAT_FIELDS)
+    assert cfg.max_message_bytes == 128 * 1024 * 1024
+    assert cfg.decode_limits == DecodeLimits()
+    assert cfg.mailbox_maxsize == 100_000
+    assert cfg.mailbox_overflow == "block"
+    assert {f.name for f in dataclasses.fields(Config)} == set(
+        INT_FIELDS + FLOAT_FIELDS + ["decode_limits", "mailbox_overflow"])
+
+
+def test_limits_and_policies_are_checked() -> None:
+    limits = DecodeLimits(max_elements=5_000_000)
+    cfg = config.configure(decode_limits=limits, mailbox_overflow="drop", mailbox_maxsize=10)
+    assert (cfg.decode_limits, cfg.mailbox_overflow, cfg.mailbox_maxsize) == (limits, "drop", 10)
+    with pytest.raises(ConfigError, match="decode_limits must be a DecodeLimits"):
+        config.configure(decode_limits={"max_elements": 1})
+    with pytest.raises(ConfigError, match="mailbox_overflow must be one of block, drop"):
+        config.configure(mailbox_overflow="spill")
+    with pytest.raises(ConfigError, match="max_message_bytes must be within"):
+        config.configure(max_message_bytes=2**32)
 
 
 def test_get_starts_at_the_defaults() -> None:

@@ -8,15 +8,16 @@ message, in the order OTP 25 and 28 send them.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
 from erldist.errors import ConnectFailed
 from erldist.events import ClusterEvent, NodeDown, NodeUp
-from erldist.protocol import control
+from erldist.protocol import control, signals
 from erldist.protocol.flags import DFlag
 from erldist.runtime.global_compat import GLOBAL_NAME_SERVER, GlobalCompat
+from erldist.runtime.mailbox import Overflow
+from erldist.runtime.router import Router
 from erldist.term.types import Atom, ImproperList, Pid, Reference
 
 ME = Atom("py@127.0.0.1")
@@ -31,17 +32,26 @@ CALL = Atom("$gen_call")
 
 
 class FakeConn:
+    """A connection as the router writes to it; records the control messages."""
+
     def __init__(self, peer: str) -> None:
         self.peer_name = peer
-        self.flags = int(DFlag.SEND_SENDER)
+        self.flags = int(DFlag.SEND_SENDER | DFlag.EXIT_PAYLOAD | DFlag.ALIAS)
         self.sent: list[control.ControlMessage] = []
         self.closed: str | None = None
+        self.congested = False
 
-    def send(self, msg: control.ControlMessage) -> None:
-        self.sent.append(msg)
+    def send_signal(self, signal: signals.Signal) -> None:
+        self.sent.append(signals.to_control(signal, self.flags))
 
-    def close(self, reason: str = "connection_closed") -> None:
-        self.closed = reason
+    async def drain(self) -> None:
+        return None
+
+    def pause_delivery(self) -> None:
+        raise AssertionError("global_name_server is a service: it has no mailbox to fill")
+
+    def resume_delivery(self) -> None:
+        raise AssertionError("never paused")
 
     def take(self) -> list[Any]:
         """What went out since the last look: ``(name, msg)`` or ``(pid, msg)`` or signals."""
@@ -57,50 +67,47 @@ class FakeConn:
         return out
 
 
-class FakeSystem:
+class FakePeers:
     def __init__(self, node: FakeNode) -> None:
         self.node = node
-        self.services: dict[Pid | Atom, Callable[[Any, Any], None]] = {}
-        self.named: dict[str, Pid] = {}
 
-    def add_service(self, name: str | None, handler: Callable[[Any, Any], None]) -> Pid:
-        pid = self.node.make_pid()
-        self.services[pid] = handler
-        if name is not None:
-            self.services[Atom(name)] = handler
-            self.named[name] = pid
-        return pid
+    def disconnect(self, peer: str, reason: str) -> bool:
+        conn = self.node.conns.get(peer)
+        if conn is None:
+            return False
+        conn.closed = reason
+        return True
 
 
 class FakeNode:
-    """Just what GlobalCompat uses of a Node."""
+    """Just what GlobalCompat uses of a Node, with a real router over fake connections."""
 
     def __init__(self) -> None:
         self.atom = ME
         self.name = str(ME)
-        self.system = FakeSystem(self)
         self.conns: dict[str, FakeConn] = {}
+        self.router = Router(self.name, 5, self, mailbox_maxsize=100, overflow=Overflow.BLOCK)
+        self.peers = FakePeers(self)
         self.hidden: set[str] = set()
         self.unreachable: set[str] = set()
         self.dialed: list[str] = []
         self.listeners: list[Callable[[ClusterEvent], None]] = []
-        self._ids = itertools.count(1)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
-
-    def make_pid(self) -> Pid:
-        return Pid(ME, next(self._ids), 0, 5)
-
-    def make_ref(self) -> Reference:
-        return Reference(ME, 5, (next(self._ids), 0, 0))
 
     def nodes(self) -> list[str]:
         return [p for p in self.conns if p not in self.hidden]
 
     def connection(self, peer: str) -> FakeConn | None:
         return self.conns.get(peer)
+
+    def link_to(self, peer: str) -> FakeConn | None:
+        return self.conns.get(peer)
+
+    async def reach(self, peer: str) -> FakeConn:
+        raise AssertionError("global_name_server never dials through the router")
 
     def add_listener(self, listener: Callable[[ClusterEvent], None]) -> None:
         self.listeners.append(listener)
@@ -124,17 +131,23 @@ class FakeNode:
 
     def down(self, peer: str) -> None:
         del self.conns[peer]
+        self.router.node_down(peer)
         for listener in list(self.listeners):
             listener(NodeDown(peer, "connection_closed"))
 
     def deliver(self, peer: str, message: Any) -> None:
-        """A message from ``peer`` to our ``global_name_server``."""
-        self.system.services[GLOBAL_NAME_SERVER](self.conns[peer], message)
+        """A message from ``peer`` to our ``global_name_server``, through the router."""
+        sender = Pid(Atom(peer), 99, 0, 1)
+        signal = signals.MessageSignal(sender, GLOBAL_NAME_SERVER, message)
+        self.router.dispatch(signal, self.conns[peer])
+
+    def signal(self, peer: str, signal: signals.Signal) -> None:
+        self.router.dispatch(signal, self.conns[peer])
 
 
 def start() -> tuple[FakeNode, GlobalCompat]:
     node = FakeNode()
-    return node, GlobalCompat(cast(Any, node))
+    return node, GlobalCompat(cast(Any, node), node.router)
 
 
 def gns(message: Any) -> tuple[Atom, Any]:
@@ -169,12 +182,14 @@ def call(node: FakeNode, request: Any, caller: Pid = A_LOCKER, tag: Any = None) 
     tag = tag if tag is not None else (Reference(caller.node, 7, (1, 2, 3)), ME)
     conn = node.conns[caller.node]
     node.deliver(caller.node, (CALL, (caller, tag), request))
-    replies = [m for m in conn.sent if isinstance(m, control.SendSender) and m.to_pid == caller]
+    replies = [m for m in conn.sent if (isinstance(m, control.SendSender) and m.to_pid == caller)
+               or isinstance(m, control.AliasSend)]
     conn.sent = [m for m in conn.sent if m not in replies]
     if not replies:
         return None
     [reply] = replies
-    assert reply.from_pid == node.system.named[GLOBAL_NAME_SERVER] and reply.message[0] == tag
+    assert reply.from_pid == node.router.whereis(str(GLOBAL_NAME_SERVER))
+    assert reply.message[0] == tag
     return reply.message[1]
 
 
@@ -297,7 +312,7 @@ def test_hidden_peers_take_no_part() -> None:
 def test_already_connected_peers_are_synced_from_the_start() -> None:
     node = FakeNode()
     node.conns[str(A)] = FakeConn(str(A))
-    GlobalCompat(cast(Any, node))
+    GlobalCompat(cast(Any, node), node.router)
     [(_, (_, (verb, *_)))] = node.conns[str(A)].take()
     assert verb == "init_connect"
 
@@ -394,10 +409,10 @@ def test_locks_die_with_their_holder_or_its_node() -> None:
     assert set_lock(node, Atom("r1"), Atom("x"), A_LOCKER) is True
     assert set_lock(node, Atom("r2"), Atom("y"), A_REGISTRAR) is True
     [monitor, _] = [m for m in a_conn.take() if isinstance(m, control.MonitorP)]
-    down = (Atom("DOWN"), monitor.ref, Atom("process"), A_LOCKER, Atom("killed"))
-    node.deliver(B, down)  # only the holder's own node can report its death
+    down = signals.DownSignal(A_LOCKER, monitor.from_pid, monitor.ref, Atom("killed"))
+    node.signal(B, down)  # only the holder's own node can report its death
     assert set_lock(node, Atom("r1"), Atom("z"), B_LOCKER) is False
-    node.deliver(A, down)
+    node.signal(A, down)
     assert set_lock(node, Atom("r1"), Atom("z"), B_LOCKER) is True
     assert set_lock(node, Atom("r2"), Atom("z"), B_LOCKER) is False
     node.down(A)

@@ -1,11 +1,12 @@
 """One distribution connection: the asyncio side of the sans-I/O machines.
 
 A ``Connection`` is an ``asyncio.Protocol``: bytes from the socket go into the
-handshake machine, then into the frame reader; decoded control messages go to
-the node. The first frame sent in an event-loop turn is written at once (a
-lone request or reply waits for nothing); the frames after it in the same
-turn are appended to one buffer and written together when the turn ends, so
-a burst of sends costs two syscalls, not one each.
+handshake machine, then into the frame reader; each decoded control message
+becomes a signal handed to its owner (the peer table), which knows it only
+through the ``ConnectionOwner`` methods. The first frame sent in an
+event-loop turn is written at once (a lone request or reply waits for
+nothing); the frames after it in the same turn are appended to one buffer
+and written together when the turn ends, so a burst of sends costs two syscalls, not one each.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import functools
 import logging
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
+from erldist import telemetry
+from erldist.config import Config
 from erldist.errors import DecodeError, LocalProtocolError, ProtocolError
-from erldist.protocol import control
+from erldist.protocol import control, flags, signals
 from erldist.protocol.framing import (
     TICK,
     DistDecoder,
@@ -39,9 +42,6 @@ from erldist.protocol.handshake import (
 )
 from erldist.term import encode, encode_into
 from erldist.term.decode import decode_prefix
-
-if TYPE_CHECKING:
-    from erldist.runtime.node import Node
 
 log = logging.getLogger("erldist.connection")
 
@@ -142,18 +142,41 @@ class _Headers:
             del self._receiving[_RECEIVE_HEADERS:]
 
 
+class ConnectionOwner(Protocol):
+    """What a connection tells, and asks of, the table that owns it."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def status_for(self, conn: Connection, peer: str) -> str:
+        """The acceptor's answer to ``peer``'s send_name (``ok``, ``alive``, ...)."""
+        ...
+
+    def has_connection(self, peer: str) -> bool: ...
+
+    def connection_up(self, conn: Connection) -> bool:
+        """The handshake completed; False to close it at once (node stopping)."""
+        ...
+
+    def connection_down(self, conn: Connection, reason: str) -> None: ...
+
+    def handshake_failed(self, conn: Connection, exc: HandshakeError) -> None: ...
+
+    def on_signal(self, conn: Connection, signal: signals.Signal) -> None: ...
+
+
 class Connection(asyncio.Protocol):
     """A peer link, from TCP accept/connect to close."""
 
     def __init__(
         self,
-        node: Node,
+        owner: ConnectionOwner,
         machine: Initiator | Acceptor,
         *,
         peer_name: str | None = None,
         refuse: bool = False,
     ) -> None:
-        self.node = node
+        self.owner = owner
         self.loop = asyncio.get_running_loop()
         self._machine: Initiator | Acceptor | None = machine
         #: Kept after the handshake ends, so the node can read its recv_status.
@@ -179,7 +202,14 @@ class Connection(asyncio.Protocol):
         self.handshake_deadline: asyncio.TimerHandle | None = None
         #: Messages whose terms could not be decoded (dropped, link kept).
         self.dropped = 0
+        #: Signals whose handling raised (contained, link kept).
+        self.failed = 0
         self._refuse = refuse
+        #: Frames read but held back while a full mailbox pushes back on us.
+        self._backlog: list[bytes | None] = []
+        self._holds = 0
+        #: Times a full mailbox made this connection stop reading.
+        self.pauses = 0
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -224,8 +254,9 @@ class Connection(asyncio.Protocol):
                 fut.set_result(None)
         if not self.closed.done():
             self.closed.set_result(self._close_reason)
+        self._backlog = []
         if self.result is not None:
-            self.node._connection_down(self, self._close_reason)
+            self.owner.connection_down(self, self._close_reason)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -240,7 +271,7 @@ class Connection(asyncio.Protocol):
     # --- handshake -------------------------------------------------------------------
 
     def _arm_handshake_deadline(self) -> None:
-        timeout = self.node.config.connect_timeout
+        timeout = self.owner.config.connect_timeout
         self.handshake_deadline = self.loop.call_later(timeout, self._handshake_timed_out, timeout)
 
     def _handshake_timed_out(self, timeout: float) -> None:
@@ -262,14 +293,14 @@ class Connection(asyncio.Protocol):
                 break
             if isinstance(event, StatusRequired):
                 self.peer_name = event.peer_name
-                status = self.node._status_for(self, event.peer_name)
+                status = self.owner.status_for(self, event.peer_name)
                 assert isinstance(machine, Acceptor)
                 machine.send_status(status)
             elif isinstance(event, AliveQuery):
                 # The peer still holds a connection to us. Replace it only if we
                 # hold none: a stale link on its side, not a race we already won.
                 assert isinstance(machine, Initiator)
-                machine.answer_alive(self.node.connection(self.peer_name or "") is None)
+                machine.answer_alive(not self.owner.has_connection(self.peer_name or ""))
             elif isinstance(event, Established):
                 self.transport.write(machine.data_to_send())
                 self._enter_connected(event.result, machine.leftover)
@@ -287,7 +318,7 @@ class Connection(asyncio.Protocol):
             self.transport.write(refusal)
         if self.handshake_deadline is not None:
             self.handshake_deadline.cancel()
-        self.node._handshake_failed(self, exc)
+        self.owner.handshake_failed(self, exc)
         if not self.established.done():
             self.established.set_exception(exc)
             self.established.exception()  # reported through the node; none may await it
@@ -299,15 +330,16 @@ class Connection(asyncio.Protocol):
             self.handshake_deadline.cancel()
         self.result = result
         self.peer_name = result.peer_name
-        self._reader = FrameReader()
-        self._decoder = DistDecoder(result.flags)
+        config = self.owner.config
+        self._reader = FrameReader(config.max_message_bytes)
+        self._decoder = DistDecoder(result.flags, config.decode_limits)
         self._headers = _Headers(DistEncoder(result.flags), self._decoder)
-        ticktime = self.node.config.net_ticktime
+        ticktime = config.net_ticktime
         self._tick_interval = ticktime / 4
         self._silence_limit = ticktime
         self._last_read = self.loop.time()
         self._ticker = self.loop.call_later(self._tick_interval, self._tick)
-        if not self.node._connection_up(self):
+        if not self.owner.connection_up(self):
             return
         if not self.established.done():
             self.established.set_result(result)
@@ -317,32 +349,86 @@ class Connection(asyncio.Protocol):
     # --- connected phase -------------------------------------------------------------
 
     def _receive_frames(self, data: bytes) -> None:
-        assert self._reader is not None and self._decoder is not None
-        headers = self._headers
-        assert headers is not None
-        for frame in self._reader.feed(data):
+        assert self._reader is not None
+        frames = self._reader.feed(data)
+        if self._holds:
+            self._backlog += frames
+        else:
+            self._handle_frames(frames)
+
+    def _handle_frames(self, frames: list[bytes | None]) -> None:
+        """Turn frames into signals for the owner, until done or told to hold."""
+        decoder, headers = self._decoder, self._headers
+        assert decoder is not None and headers is not None
+        for index, frame in enumerate(frames):
+            if self._holds:
+                self._backlog = frames[index:] + self._backlog
+                return
             if frame is None:
                 continue
             msg = headers.parse(frame)
             if msg is None:
                 try:
-                    decoded = self._decoder.decode(frame)
+                    decoded = decoder.decode(frame)
                 except UndecodableMessage as exc:
                     self.dropped += 1
                     log.warning("dropped a message from %s (%d so far): %s", self.peer_name,
                                 self.dropped, exc)
+                    telemetry.emit(telemetry.MessageDropped(self.peer_name or "?",
+                                                            "undecodable"))
                     continue
                 if decoded is None:
                     continue
                 ctrl, payload = decoded
                 msg = control.parse(ctrl, payload)
                 headers.learn(frame, ctrl, msg)
-            self.node.system.dispatch(self, msg)
+            signal = signals.from_control(msg)
+            if signal is not None:
+                try:
+                    self.owner.on_signal(self, signal)
+                except Exception:
+                    # A bug in handling one signal must not take the link down.
+                    self.failed += 1
+                    log.exception("handling %s from %s failed", type(msg).__name__,
+                                  self.peer_name)
             if self.transport is None or self.transport.is_closing():
                 return
 
+    # --- flow control (FlowSource) ---------------------------------------------------
+
+    def pause_delivery(self) -> None:
+        """A mailbox is full: stop reading and hold what was read until it drains."""
+        self._holds += 1
+        if self._holds == 1 and self.transport is not None:
+            self.pauses += 1
+            self.transport.pause_reading()
+
+    def resume_delivery(self) -> None:
+        if self._holds == 0:
+            return
+        self._holds -= 1
+        if self._holds:
+            return
+        # Later, not now: the mailbox that resumed us is in the middle of a receive.
+        self.loop.call_soon(self._release)
+
+    def _release(self) -> None:
+        if self._holds or self.transport is None or self.transport.is_closing():
+            return
+        backlog, self._backlog = self._backlog, []
+        try:
+            self._handle_frames(backlog)
+        except ProtocolError as exc:
+            log.warning("closing connection to %s: %s", self.peer_name, exc)
+            self.close("protocol_error")
+            return
+        if not self._holds and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def _tick(self) -> None:
         now = self.loop.time()
+        if self._holds:
+            self._last_read = now  # we stopped reading, the peer did not go quiet
         if now - self._last_read >= self._silence_limit:
             log.info("%s not responding for %.1f s: net_tick_timeout", self.peer_name,
                      now - self._last_read)
@@ -352,6 +438,10 @@ class Connection(asyncio.Protocol):
             self.transport.write(TICK)
         self._wrote = False
         self._ticker = self.loop.call_later(self._tick_interval, self._tick)
+
+    def send_signal(self, signal: signals.Signal) -> None:
+        """Write ``signal`` in the wire form this peer negotiated."""
+        self.send(signals.to_control(signal, self.flags))
 
     def send(self, msg: control.ControlMessage) -> None:
         """Frame one control message (and its payload) and write it, or batch it."""
@@ -412,6 +502,11 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self._close_reason = reason
             self.transport.abort()
+
+    @property
+    def visible(self) -> bool:
+        """A published (visible) peer, as opposed to a hidden one."""
+        return self.result is not None and bool(self.result.flags & flags.DFlag.PUBLISHED)
 
     @property
     def flags(self) -> int:

@@ -55,11 +55,12 @@ from typing import TYPE_CHECKING, Any
 
 from erldist.errors import ConnectError
 from erldist.events import ClusterEvent, NodeUp
-from erldist.protocol import control
+from erldist.runtime import gen
+from erldist.runtime.process import Down
+from erldist.runtime.router import Router
 from erldist.term.types import Atom, ImproperList, Pid, Reference
 
 if TYPE_CHECKING:
-    from erldist.runtime.connection import Connection
     from erldist.runtime.node import Node
 
 __all__ = ["GLOBAL_NAME_SERVER", "PROTOCOL_VSN", "GlobalCompat"]
@@ -101,8 +102,9 @@ class _Lock:
 class GlobalCompat:
     """Registers ``global_name_server`` (and a locker pid) on ``node`` and runs the sync."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, router: Router) -> None:
         self._node = node
+        self._router = router
         self._closed = False
         # A random start keeps a restarted node's tags apart from its previous life's.
         self._tags = itertools.count(secrets.randbits(31) + 1)
@@ -110,9 +112,10 @@ class GlobalCompat:
         self._known: set[str] = set()
         self._locks: dict[Hashable, _Lock] = {}
         self._dials: set[asyncio.Task[None]] = set()
-        self.pid = node.system.add_service(str(GLOBAL_NAME_SERVER), self._receive)
+        self._process = router.add_service(str(GLOBAL_NAME_SERVER), self._receive)
+        self.pid = self._process.pid
         # Peers put our locker in their lock ids and may send it refusals; nothing to do.
-        self.locker = node.system.add_service(None, lambda _conn, _msg: None)
+        self.locker = router.add_service(None, lambda _msg, _peer: None).pid
         node.add_listener(self._on_event)
         for peer in node.nodes():
             self._node_up(peer)
@@ -257,7 +260,7 @@ class GlobalCompat:
 
     # --- locks -----------------------------------------------------------------------
 
-    def _set_lock(self, conn: Connection, resource: Any, requester: Any, holder: Pid) -> bool:
+    def _set_lock(self, resource: Any, requester: Any, holder: Pid) -> bool:
         key = _key(resource)
         lock = self._locks.get(key)
         if lock is None:
@@ -266,42 +269,44 @@ class GlobalCompat:
             return False
         if holder not in lock.holders:
             # OTP drops a lock when its holder dies; so must we.
-            ref = self._node.make_ref()
-            conn.send(control.MonitorP(self.pid, holder, ref))
-            lock.holders[holder] = ref
+            lock.holders[holder] = self._router.monitor_nowait(self._process, holder)
         return True
 
-    def _del_lock(self, conn: Connection, resource: Any, requester: Any, holder: Pid) -> None:
+    def _del_lock(self, resource: Any, requester: Any, holder: Pid) -> None:
         key = _key(resource)
         lock = self._locks.get(key)
         if lock is None or lock.requester != _key(requester):
             return
         ref = lock.holders.pop(holder, None)
         if ref is not None:
-            conn.send(control.DemonitorP(self.pid, holder, ref))
+            self._router.demonitor(self._process, ref)
         if not lock.holders:
             del self._locks[key]
 
-    def _holder_down(self, peer: str, ref: Reference) -> None:
-        """A monitored holder on ``peer`` died: its locks go, as with OTP's monitors."""
+    def _holder_down(self, ref: Reference) -> None:
+        """A monitored holder died: its locks go, as with OTP's monitors."""
         for key, lock in list(self._locks.items()):
             for holder, held in list(lock.holders.items()):
-                if held == ref and holder.node == peer:
+                if held == ref:
                     del lock.holders[holder]
             if not lock.holders:
                 del self._locks[key]
 
     # --- messages --------------------------------------------------------------------
 
-    def _receive(self, conn: Connection, message: Any) -> None:
-        peer = conn.peer_name
-        if self._closed or peer is None:
+    def _receive(self, message: Any, peer: str | None) -> None:
+        if self._closed:
+            return
+        if isinstance(message, Down):
+            self._holder_down(message.ref)
+            return
+        if peer is None:
             return
         match message:
-            case (Atom("$gen_call"), (Pid() as caller, tag), request):
-                reply = self._call(conn, caller, request)
+            case (Atom("$gen_call"), (Pid() as caller, _) as from_, request):
+                reply = self._call(caller, request)
                 if reply is not None:
-                    conn.send(control.send_to_pid(self.pid, caller, (tag, reply), conn.flags))
+                    gen.reply(self._router, self.pid, from_, reply)
             case (Atom("$gen_cast"), request):
                 self._handle_cast(peer, request)
             case (Atom("init_connect_ack"), _, my_tag, his_tag):
@@ -311,19 +316,17 @@ class GlobalCompat:
             case (Atom("remove_connection"), _):
                 if peer in self._known or peer in self._sessions:
                     log.warning("global at %s asked us to disconnect from it", peer)
-                    conn.close("global_remove_connection")
-            case (Atom("DOWN"), Reference() as ref, Atom("process"), _, _):
-                self._holder_down(peer, ref)
+                    self._node.peers.disconnect(peer, "global_remove_connection")
             case _:
                 log.debug("global_name_server ignored %r from %s", message, peer)
 
-    def _call(self, conn: Connection, caller: Pid, request: Any) -> Any:
+    def _call(self, caller: Pid, request: Any) -> Any:
         """The reply to a ``gen_server`` call, or None to leave it unanswered as OTP does."""
         match request:
             case (Atom("set_lock"), (resource, requester)):
-                return self._set_lock(conn, resource, requester, caller)
+                return self._set_lock(resource, requester, caller)
             case (Atom("del_lock"), (resource, requester)):
-                self._del_lock(conn, resource, requester, caller)
+                self._del_lock(resource, requester, caller)
                 return True
             case (Atom("register"), _, _, _) | (Atom("register_ext"), _, _, _, _):
                 return Atom("yes")  # we keep no names: the Erlang nodes hold them all
@@ -351,9 +354,7 @@ class GlobalCompat:
                 log.debug("global_name_server ignored cast %r from %s", request, peer)
 
     def _send(self, peer: str, message: Any) -> None:
-        conn = self._node.connection(peer)
-        if conn is not None:
-            conn.send(control.reg_send(self.pid, GLOBAL_NAME_SERVER, message))
+        self._router.send_nowait(self.pid, (str(GLOBAL_NAME_SERVER), peer), message)
 
     def _cast(self, peer: str, request: Any) -> None:
         self._send(peer, (_GEN_CAST, request))

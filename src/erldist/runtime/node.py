@@ -1,9 +1,11 @@
 """``Node``: one local distribution node, the asyncio core of erldist.
 
-A node owns its listener, its EPMD registration, its connection table (one
-connection per peer), its system processes and its event fan-out. Several
-nodes may live in one process; ``erldist.cluster`` drives a default one from
-synchronous code.
+A node is its lifecycle (listen, register with EPMD, stop) and its public
+API. The work lives in the pieces it wires together: ``Peers`` (one record
+per connection), ``Router`` (every process and every signal), and the
+system services (``net_kernel``, ``rex``, ``erldist_mesh``, ``global``),
+which are processes like any other. Several nodes may live in one process;
+``erldist.cluster`` drives a default one from synchronous code.
 """
 
 from __future__ import annotations
@@ -11,18 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
-import itertools
 import logging
-import secrets
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from erldist import config as config_mod
 from erldist import telemetry
 from erldist.config import Config
 from erldist.errors import (
+    CallError,
     ConnectAtomBudgetExceeded,
     ConnectFailed,
     ConnectIgnored,
@@ -46,45 +45,33 @@ from erldist.names import (
     parse_node_name,
     validate_cookie,
 )
-from erldist.protocol import control, flags
-from erldist.protocol.handshake import Acceptor, HandshakeError, HandshakeFailure, Initiator
-from erldist.runtime import epmd_client
+from erldist.protocol import flags
+from erldist.protocol.signals import Signal
 from erldist.runtime.connection import Connection
 from erldist.runtime.epmd_policy import NodeRegistration, register_node
+from erldist.runtime.gen import CallClient
 from erldist.runtime.global_compat import GlobalCompat
-from erldist.runtime.mailbox import DEFAULT_MAXSIZE, Mailbox
-from erldist.runtime.system import SystemProcesses
-from erldist.term.types import Atom, Pid, Reference
+from erldist.runtime.mailbox import Overflow
+from erldist.runtime.peers import Identity, Peers
+from erldist.runtime.process import Process
+from erldist.runtime.router import Destination, Router
+from erldist.runtime.services.mesh import Mesh
+from erldist.runtime.services.net_kernel import NetKernel
+from erldist.runtime.services.rex import Rex
+from erldist.term.types import Atom, Pid, Reference, Term
 
 __all__ = ["Node"]
 
 log = logging.getLogger("erldist.node")
 
-#: Incoming connections allowed to be in the handshake at once.
-MAX_HANDSHAKES = 256
-
-
-@dataclass
-class _Attempt:
-    """An outgoing connection being set up; callers for the same peer share it."""
-
-    future: asyncio.Future[None]
-    conn: Connection | None = None
-    superseded: bool = False
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+_IS_AUTH = Atom("is_auth")
+_YES = Atom("yes")
 
 
 class Node:
     """A running distribution node. Create with ``await Node.start(name, cookie)``."""
 
-    def __init__(
-        self,
-        name: NodeName,
-        cookie: str,
-        *,
-        hidden: bool,
-        config: Config,
-    ) -> None:
+    def __init__(self, name: NodeName, cookie: str, *, hidden: bool, config: Config) -> None:
         self._name = name
         self._name_str = str(name)
         self._cookie = cookie.encode("ascii")
@@ -94,19 +81,18 @@ class Node:
         self.atom = Atom(str(name))
         self.creation = 0
         self.port = 0
-        self._flags = flags.OUR_FLAGS | (0 if hidden else flags.DFlag.PUBLISHED)
         self._server: asyncio.Server | None = None
         self._registration: NodeRegistration | None = None
-        self._conns: dict[str, Connection] = {}
-        self._pending: dict[str, _Attempt] = {}
-        self._handshaking: set[Connection] = set()
         self._listeners: list[Callable[[ClusterEvent], None]] = []
-        self._pid_ids = itertools.count(1)
-        self._ref_ids = itertools.count(1)
         self._running = False
         self._stopped: asyncio.Future[None] = self.loop.create_future()
-        self.system = SystemProcesses(self)
+        # Made in _bring_up, once the creation (part of every pid) is known.
+        self._peers: Peers | None = None
+        self._router: Router | None = None
+        self._calls: CallClient | None = None
+        self._mesh: Mesh | None = None
         self.global_compat: GlobalCompat | None = None
+        self._connect_all = True
 
     # --- starting --------------------------------------------------------------------
 
@@ -121,6 +107,7 @@ class Node:
         port: int = 0,
         epmd_port: int | None = None,
         embedded_epmd: bool = True,
+        connect_all: bool = True,
         timeout: float | None = None,
         config: Config | None = None,
     ) -> Node:
@@ -128,10 +115,15 @@ class Node:
 
         Checks run in the seed's order: name format, name budget, cookie
         format, cookie budget, then the network. A refused call interns nothing.
+        ``config`` (default: the current ``erldist.config``) holds this node's
+        limits: decode caps, message size, mailbox bound and overflow policy.
+        ``connect_all=False`` is OTP's ``-connect_all false``: peers that other
+        erldist nodes announce are not dialled, so no full mesh forms.
         """
         cfg = config or config_mod.get()
         parsed = check_start(name, cookie)
         node = cls(parsed, cookie, hidden=hidden, config=cfg)
+        node._connect_all = connect_all
         budget_s = cfg.start_timeout if timeout is None else timeout
         try:
             await asyncio.wait_for(node._bring_up(listen_host, port, epmd_port, embedded_epmd),
@@ -171,9 +163,31 @@ class Node:
                 raise StartFailed(f"the name {self._name.alive!r} is taken on this host") from exc
             raise NetworkError(f"EPMD {exc.kind}: {exc.detail}") from exc
         self.creation = self._registration.creation
-        self.global_compat = GlobalCompat(self)  # its pids need the creation
+        self._wire()
         self._running = True
         log.info("node %s up on port %d (creation %d)", self.name, self.port, self.creation)
+
+    def _wire(self) -> None:
+        """Make the peer table, the router and the system services, and connect them."""
+        cfg = self.config
+        identity = Identity(self._name, self._cookie,
+                            flags.OUR_FLAGS | (0 if self.hidden else flags.DFlag.PUBLISHED),
+                            self.creation)
+        peers = self._peers = Peers(identity, cfg, epmd_port=self._epmd_port,
+                                    on_up=self._connection_up, on_down=self._connection_down,
+                                    on_signal=self._on_signal)
+        router = self._router = Router(self.name, self.creation, self,
+                                       mailbox_maxsize=cfg.mailbox_maxsize,
+                                       overflow=Overflow(cfg.mailbox_overflow))
+        NetKernel(router)
+        Rex(router)
+        self._calls = CallClient(router)
+        if self._connect_all:
+            self._mesh = Mesh(router, long_names=self._name.long,
+                              connected=peers.has_connection,
+                              visible_peers=lambda: peers.names(visible=True), dial=self._dial)
+        self.global_compat = GlobalCompat(self, router)
+        peers.accepting = True
 
     # --- identity --------------------------------------------------------------------
 
@@ -193,106 +207,74 @@ class Node:
         state = "running" if self._running else "stopped"
         return f"<Node {self.name} {state} port={self.port}>"
 
-    def make_pid(self) -> Pid:
-        return Pid(self.atom, next(self._pid_ids), 0, self.creation)
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            raise ConnectIgnored()
+        return self._router
+
+    @property
+    def peers(self) -> Peers:
+        if self._peers is None:
+            raise ConnectIgnored()
+        return self._peers
 
     def make_ref(self) -> Reference:
-        n = next(self._ref_ids)
-        noise = secrets.randbits(64)  # one system call for both random words
-        return Reference(self.atom, self.creation,
-                         (n & 0x3FFFF, noise >> 32, noise & 0xFFFFFFFF))
+        return self.router.make_ref()
 
-    # --- connection table ------------------------------------------------------------
+    # --- connections -------------------------------------------------------------------
 
     def nodes(self, kind: str = "visible") -> list[str]:
         """Connected peers like ``erlang:nodes/1``: visible, hidden, or connected."""
-        if kind == "connected":
-            return list(self._conns)
-        if kind not in ("visible", "hidden"):
+        if kind not in ("visible", "hidden", "connected"):
             raise ValueError(f"kind must be 'visible', 'hidden' or 'connected', not {kind!r}")
-        want = kind == "visible"
-        return [n for n, c in self._conns.items() if self._is_visible(c) == want]
-
-    @staticmethod
-    def _is_visible(conn: Connection) -> bool:
-        return conn.result is not None and bool(conn.result.flags & flags.DFlag.PUBLISHED)
+        if self._peers is None:
+            return []
+        return self._peers.names(None if kind == "connected" else kind == "visible")
 
     def connection(self, peer: str) -> Connection | None:
-        return self._conns.get(peer)
+        return self._peers.connection(peer) if self._peers is not None else None
 
     def _accept(self) -> Connection:
-        machine = Acceptor(local_name=self.name, cookie=self._cookie, flags=self._flags,
-                           creation=self.creation)
-        # A flood of half-open handshakes must not grow without bound: past the
-        # cap new sockets are closed at once (each one still times out in 7 s).
-        refuse = len(self._handshaking) >= MAX_HANDSHAKES
-        conn = Connection(self, machine, refuse=refuse)
-        if refuse:
-            log.warning("%d handshakes in progress: refusing a new connection", MAX_HANDSHAKES)
-            return conn
-        self._handshaking.add(conn)
-        conn.closed.add_done_callback(lambda _f: self._handshaking.discard(conn))
-        return conn
+        return self.peers.accept()
 
-    def _status_for(self, conn: Connection, peer: str) -> str:
-        """The acceptor's status for ``peer``: net_kernel's pending-connection rules."""
-        if not self._running:
-            return "not_allowed"
-        if peer in self._conns:
-            return "alive"
-        attempt = self._pending.get(peer)
-        if attempt is None or attempt.superseded:
-            return "ok"
-        # Both sides dial at once: the greater name keeps its own attempt.
-        if self.name > peer:
-            return "nok"
-        attempt.superseded = True
-        if attempt.conn is not None:
-            attempt.conn.abort("superseded")
-        elif attempt.task is not None:
-            attempt.task.cancel()
-        return "ok_simultaneous"
-
-    def _connection_up(self, conn: Connection) -> bool:
+    def _connection_up(self, conn: Connection) -> None:
         peer = conn.peer_name
         assert peer is not None
-        self._handshaking.discard(conn)
-        if not self._running:
-            conn.close("node_stopping")
-            return False
-        old = self._conns.get(peer)
-        if old is not None and old is not conn:
-            del self._conns[peer]
-            self._publish(NodeDown(peer, "replaced"))
-            old.abort("replaced")
-        self._conns[peer] = conn
-        attempt = self._pending.pop(peer, None)
-        if attempt is not None and not attempt.future.done():
-            attempt.future.set_result(None)
-        log.info("nodeup %s (%s)", peer, "visible" if self._is_visible(conn) else "hidden")
         self._publish(NodeUp(peer))
-        self.system.peer_up(conn)
-        return True
+        if conn.visible and self._mesh is not None:
+            self._mesh.peer_up(peer)
 
-    def _connection_down(self, conn: Connection, reason: str) -> None:
-        peer = conn.peer_name
-        if peer is None or self._conns.get(peer) is not conn:
-            return
-        del self._conns[peer]
-        self.system.peer_down(peer)
-        log.info("nodedown %s (%s)", peer, reason)
+    def _connection_down(self, peer: str, reason: str) -> None:
+        if self._router is not None:
+            self._router.node_down(peer)
         self._publish(NodeDown(peer, reason))
 
-    def _handshake_failed(self, conn: Connection, exc: HandshakeError) -> None:
-        peer = conn.peer_name or "?"
-        if exc.failure is HandshakeFailure.NAME_CLASH:
-            log.debug("simultaneous connect with %s resolved: %s", peer, exc.detail)
-            return
-        if exc.failure is HandshakeFailure.BAD_COOKIE:
-            log.warning("handshake with %s rejected: %s", peer, exc)
-        else:
-            log.info("handshake with %s failed: %s", peer, exc)
-        telemetry.emit(telemetry.HandshakeRejected(peer, f"{exc.failure.name}: {exc.detail}"))
+    def _on_signal(self, conn: Connection, signal: Signal) -> None:
+        self.router.dispatch(signal, conn)
+
+    def _epmd_port(self) -> int | None:
+        reg = self._registration
+        return reg.epmd_port if reg is not None else None
+
+    # --- the router's network (``router.Network``) -----------------------------------------
+
+    def link_to(self, node: str) -> Connection | None:
+        return self.connection(node)
+
+    async def reach(self, node: str) -> Connection:
+        """The connection to ``node`` for a send, link or monitor; dials if needed."""
+        if not self._running:
+            raise ConnectIgnored()
+        return await self.peers.ensure(check_peer(node, BudgetSite.CONNECT), None)
+
+    async def _dial(self, node: str) -> None:
+        """Connect to a node a peer told us of: its name costs the user's budget nothing."""
+        try:
+            peer = parse_node_name(node)
+        except NameFormatError as exc:
+            raise InvalidNodeFormat(str(exc)) from None
+        await self.peers.ensure(peer, None)
 
     # --- events ----------------------------------------------------------------------
 
@@ -335,81 +317,11 @@ class Node:
         if not self._running:
             raise ConnectIgnored()
         if str(peer) != self.name:
-            await self._ensure_connected(peer, timeout)
+            await self.peers.ensure(peer, timeout)
 
-    async def _ensure_connected(self, peer: NodeName, timeout: float | None) -> Connection:
-        if not self._running:
-            raise ConnectIgnored()
-        key = str(peer)
-        conn = self._conns.get(key)
-        if conn is not None:
-            return conn
-        if self._name.long and not peer.long and not _is_ip_literal(peer.host):
-            raise ConnectFailed(f"{key}: a long-name node needs a fully qualified host")
-        if not self._name.long and peer.long:
-            raise ConnectFailed(f"{key}: a short-name node cannot reach a host with dots")
-        attempt = self._pending.get(key)
-        if attempt is None:
-            attempt = _Attempt(self.loop.create_future())
-            self._pending[key] = attempt
-            attempt.task = self.loop.create_task(self._dial(peer, attempt))
-        budget_s = self.config.connect_timeout if timeout is None else timeout
-        try:
-            async with asyncio.timeout(budget_s):
-                await asyncio.shield(attempt.future)
-        except TimeoutError:
-            raise ConnectFailed(f"no connection to {key} within {budget_s:g} s") from None
-        conn = self._conns.get(key)
-        if conn is None:
-            raise ConnectFailed(f"connection to {key} closed as it opened")
-        return conn
-
-    async def _dial(self, peer: NodeName, attempt: _Attempt) -> None:
-        key = str(peer)
-        try:
-            deadline = self.loop.time() + self.config.connect_timeout
-            address = await epmd_client.port_please(
-                peer.alive, peer.host, epmd_port=self._epmd_port(),
-                timeout=self.config.connect_timeout,
-            )
-            if address is None:
-                raise ConnectFailed(f"{peer.alive} is not registered on {peer.host}")
-            machine = Initiator(local_name=self.name, peer_name=key, cookie=self._cookie,
-                                flags=self._flags, creation=self.creation,
-                                version=6 if address.highest_version >= 6 else 5)
-            remaining = max(0.1, deadline - self.loop.time())
-            async with asyncio.timeout(remaining):
-                _, conn = await self.loop.create_connection(
-                    lambda: Connection(self, machine, peer_name=key), peer.host, address.port
-                )
-            attempt.conn = conn
-            await conn.established
-        except Exception as exc:
-            if isinstance(exc, HandshakeError) and _refused_with_nok(attempt):
-                attempt.superseded = True  # the peer dials us; wait for that instead
-                self.loop.call_later(self.config.connect_timeout, self._expire, key, attempt)
-            if attempt.superseded:
-                return  # the peer's own attempt won; its connection resolves the future
-            if self._pending.get(key) is attempt:
-                del self._pending[key]
-            if not attempt.future.done():
-                failure = exc if isinstance(exc, ConnectFailed) else ConnectFailed(_describe(exc))
-                attempt.future.set_exception(failure)
-                attempt.future.exception()  # the failure is reported; no "never retrieved"
-            if not isinstance(exc, HandshakeError):
-                telemetry.emit(telemetry.ConnectAttemptFailed(key, _describe(exc)))
-
-    def _expire(self, key: str, attempt: _Attempt) -> None:
-        """Give up on a superseded attempt whose winning connection never came."""
-        if self._pending.get(key) is attempt:
-            del self._pending[key]
-        if not attempt.future.done():
-            attempt.future.set_exception(ConnectFailed(f"{key} won the race but never connected"))
-            attempt.future.exception()
-
-    def _epmd_port(self) -> int | None:
-        reg = self._registration
-        return reg.epmd_port if reg is not None else None
+    async def disconnect(self, node: str) -> bool:
+        """``erlang:disconnect_node``: close the connection; False if there was none."""
+        return self._peers is not None and self._peers.disconnect(node, "disconnect")
 
     # --- ping and health -------------------------------------------------------------
 
@@ -425,24 +337,21 @@ class Node:
             return False
         budget_s = self.config.ping_timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(budget_s):  # no extra task, unlike wait_for
-                return await self._ping(peer, budget_s)
+            async with asyncio.timeout(budget_s):  # one deadline for connect and call
+                if str(peer) == self.name:
+                    return self._running  # net_adm:ping(node()) is pong on a live node
+                await self.peers.ensure(peer, budget_s)
+                return await self._is_auth(str(peer), budget_s)
         except (TimeoutError, ConnectFailed, ConnectIgnored):
             return False
 
-    async def _ping(self, peer: NodeName, timeout: float) -> bool:
-        if str(peer) == self.name:
-            return self._running  # net_adm:ping(node()) is pong on a live node
-        conn = await self._ensure_connected(peer, timeout)
-        return await self._ping_connected(conn)
-
-    async def _ping_connected(self, conn: Connection) -> bool:
-        request = (Atom("is_auth"), self.atom)
+    async def _is_auth(self, peer: str, timeout: float) -> bool:
+        assert self._calls is not None
         try:
-            reply = await self.system.gen_call(conn, Atom("net_kernel"), request)
-        except ConnectionError:
+            reply = await self._calls.call(("net_kernel", peer), (_IS_AUTH, self.atom), timeout)
+        except CallError:
             return False
-        return bool(reply == Atom("yes"))
+        return bool(reply == _YES)
 
     async def health(self, *, timeout: float | None = None) -> ClusterHealth:
         """Ping every visible peer in parallel under one absolute deadline.
@@ -459,8 +368,7 @@ class Node:
 
         async def probe(peer: str) -> None:
             async with gate:
-                conn = self._conns.get(peer)
-                if conn is not None and await self._ping_connected(conn):
+                if self.connection(peer) is not None and await self._is_auth(peer, budget_s):
                     reachable.add(peer)
 
         tasks = [self.loop.create_task(probe(p)) for p in connected]
@@ -480,44 +388,89 @@ class Node:
             unreachable_nodes=tuple(p for p in connected if p not in snapshot),
         )
 
-    # --- messages --------------------------------------------------------------------
+    # --- processes -------------------------------------------------------------------
 
-    def mailbox(self, name: str | None = None, *, maxsize: int = DEFAULT_MAXSIZE) -> Mailbox:
-        """A new mailbox (a pid peers can send to), registered as ``name`` if given."""
-        return self.system.mailbox(name, maxsize)
+    def process(
+        self,
+        name: str | None = None,
+        *,
+        trap_exit: bool = False,
+        maxsize: int | None = None,
+        overflow: str | None = None,
+    ) -> Process:
+        """A new process (a pid peers can send to, link to and monitor), registered
+        as ``name`` if given. It lives until ``exit()``, an exit signal, or ``stop()``.
 
-    async def send(
-        self, to: Pid | tuple[str, str] | str, message: Any, *, sender: Pid | None = None
-    ) -> None:
-        """Send ``message`` to a pid, a ``(name, node)`` pair or a local name.
+        ``maxsize``/``overflow`` override ``config.mailbox_maxsize`` and
+        ``config.mailbox_overflow`` for this one mailbox.
+        """
+        return self.router.new_process(name, trap_exit=trap_exit, maxsize=maxsize,
+                                       overflow=_overflow(overflow))
+
+    def spawn(
+        self,
+        body: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+        name: str | None = None,
+        trap_exit: bool = False,
+        maxsize: int | None = None,
+        overflow: str | None = None,
+    ) -> Process:
+        """A process that runs ``await body(process, *args)`` as its own task.
+
+        Returning ends it with ``normal``; an exception ends it with
+        ``{python, 'Type', <<"message">>}`` (logged, and reported through
+        telemetry); an exit signal that ends it cancels the task.
+        """
+        return self.router.spawn(body, args, name=name, trap_exit=trap_exit, maxsize=maxsize,
+                                 overflow=_overflow(overflow))
+
+    def register(self, name: str, pid: Pid) -> None:
+        """``erlang:register/2``; ``NameTaken`` or ``NoProcess`` if it cannot be done."""
+        self.router.register(name, pid)
+
+    def unregister(self, name: str) -> None:
+        """``erlang:unregister/1``; ``NotRegistered`` if no process holds ``name``."""
+        self.router.unregister(name)
+
+    def whereis(self, name: str) -> Pid | None:
+        """``erlang:whereis/1``: the local process registered as ``name``."""
+        return self.router.whereis(name)
+
+    async def send(self, to: Destination, message: Term, *, sender: Pid | None = None) -> None:
+        """Send ``message`` to a pid, a ``(name, node)`` pair, a local name or an alias.
 
         Connects first when needed (``ConnectFailed`` if that fails) and waits
-        while the socket is congested, so a fast sender cannot queue without
-        bound. A message to a pid or name that does not exist is dropped, as in
-        Erlang.
+        while the socket, or a local receiver's full mailbox, pushes back, so a
+        fast sender cannot queue without bound. A message to a pid or name that
+        does not exist is dropped, as in Erlang.
         """
-        from_pid = sender if sender is not None else self.system.pid
-        if isinstance(to, str):
-            self.system.deliver_local(Atom(to), message)
-            return
-        node = to.node if isinstance(to, Pid) else to[1]
-        target = to if isinstance(to, Pid) else Atom(to[0])
-        if node == self.name:
-            self.system.deliver_local(target, message)
-            return
-        conn = self._conns.get(node) or await self._ensure_connected(
-            check_peer(node, BudgetSite.CONNECT), None)
-        if isinstance(target, Pid):
-            conn.send(control.send_to_pid(from_pid, target, message, conn.flags))
-        else:
-            conn.send(control.reg_send(from_pid, target, message))
-        if conn.congested:  # the usual case skips the coroutine call altogether
-            await conn.drain()
+        router = self.router
+        await router.send(sender or self._system_pid(), to, message)
+
+    async def send_exit(self, pid: Pid, reason: Term, *, sender: Pid | None = None) -> None:
+        """``exit(Pid, Reason)`` from ``sender`` (default: a system process)."""
+        await self.router.send_exit(sender or self._system_pid(), pid, reason)
+
+    async def call(self, dest: Destination, request: Term, *, timeout: float = 5.0) -> Any:
+        """``gen_server:call(Dest, Request, Timeout)`` to an Erlang, Elixir or Python server.
+
+        Raises ``CallTimeout``, or ``CallTargetDown`` with the reason (``noproc``
+        at once for a target that does not exist, ``noconnection`` when its
+        node is unreachable or goes away). Leaves nothing behind when it returns.
+        """
+        if self._calls is None or not self._running:
+            raise ConnectIgnored()
+        return await self._calls.call(dest, request, timeout)
+
+    def _system_pid(self) -> Pid:
+        assert self._calls is not None
+        return self._calls.process.pid
 
     # --- stopping --------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Close every connection (NodeDown for each), unregister, stop listening."""
+        """Close every connection (NodeDown for each), end every process, unregister."""
         if not self._running and self._stopped.done():
             return
         self._running = False
@@ -527,23 +480,12 @@ class Node:
         self._running = False
         if self._server is not None:
             self._server.close()
-        for attempt in list(self._pending.values()):
-            if attempt.task is not None:
-                attempt.task.cancel()
-            if not attempt.future.done():
-                attempt.future.set_exception(ConnectIgnored())
-                attempt.future.exception()
-        self._pending.clear()
-        conns = list(self._conns.values()) + list(self._handshaking)
-        for conn in conns:
-            conn.close("node_stopped")
-        if conns:
-            await asyncio.wait([c.closed for c in conns], timeout=5)
-        for conn in conns:
-            conn.abort("node_stopped")
+        if self._peers is not None:
+            await self._peers.close()
         if self.global_compat is not None:
             self.global_compat.close()
-        self.system.close()
+        if self._router is not None:
+            self._router.close()
         if self._registration is not None:
             await self._registration.close()
             self._registration = None
@@ -559,6 +501,10 @@ class Node:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _overflow(value: str | None) -> Overflow | None:
+    return Overflow(value) if value is not None else None
 
 
 def check_start(name: str, cookie: str) -> NodeName:
@@ -589,31 +535,4 @@ def check_peer(node: str, site: BudgetSite) -> NodeName:
     if not atom_budget().charge(str(parsed), where=site, kind=InputKind.NODE_NAME):
         raise ConnectAtomBudgetExceeded()
     return parsed
-
-
-def _refused_with_nok(attempt: _Attempt) -> bool:
-    """Whether the peer answered our send_name with ``nok`` (it dials us instead)."""
-    conn = attempt.conn
-    machine = conn.initiator if conn is not None else None
-    return machine is not None and machine.status == "nok"
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectFailed) and exc.detail:
-        return exc.detail
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, EpmdError):
-        return f"EPMD {exc.kind}: {exc.detail}"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return str(exc) or type(exc).__name__
 

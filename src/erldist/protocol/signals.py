@@ -1,0 +1,221 @@
+"""The meanings behind the control ops: what one process tells another.
+
+The wire has some thirty ops because each meaning grew variants over the
+years (with and without a sender, a seq_trace token, the reason as a payload
+term, OTP 28's ``ALTACT_SIG_SEND``). The runtime cares only about the
+meaning, so ``from_control`` folds every variant into one of these signals
+and ``to_control`` picks the variant a connection's flags call for. Tokens
+are dropped: erldist does not take part in seq_trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from erldist.errors import LocalProtocolError
+from erldist.protocol import control
+from erldist.protocol.flags import DFlag
+from erldist.term.types import Atom, Pid, Reference, Term
+
+__all__ = [
+    "DemonitorSignal",
+    "DownSignal",
+    "ExitSignal",
+    "LinkSignal",
+    "MessageSignal",
+    "MonitorSignal",
+    "Signal",
+    "SpawnReplySignal",
+    "SpawnRequestSignal",
+    "UnlinkAckSignal",
+    "UnlinkSignal",
+    "from_control",
+    "to_control",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSignal:
+    """A message to a pid, a registered name (an atom) or an alias (a reference)."""
+
+    sender: Pid | None
+    to: Pid | Atom | Reference
+    message: Term
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSignal:
+    sender: Pid
+    to: Pid
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkSignal:
+    """An unlink; ``id`` is the new protocol's unlink id, None for the old UNLINK."""
+
+    sender: Pid
+    to: Pid
+    id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkAckSignal:
+    sender: Pid
+    to: Pid
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitSignal:
+    """An exit signal: ``linked`` for a broken link (EXIT), else ``exit/2`` (EXIT2)."""
+
+    sender: Pid
+    to: Pid
+    reason: Term
+    linked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSignal:
+    """``sender`` monitors ``target``: a pid, or a name registered on the receiver."""
+
+    sender: Pid
+    target: Pid | Atom
+    ref: Reference
+
+
+@dataclass(frozen=True, slots=True)
+class DemonitorSignal:
+    sender: Pid
+    target: Pid | Atom
+    ref: Reference
+
+
+@dataclass(frozen=True, slots=True)
+class DownSignal:
+    """The monitored ``target`` (named as the monitor named it) is gone."""
+
+    target: Pid | Atom
+    to: Pid
+    ref: Reference
+    reason: Term
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnRequestSignal:
+    req_id: Reference
+    sender: Pid
+    group_leader: Pid
+    module: Atom
+    function: Atom
+    args: list[Term]
+    opts: list[Term]
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnReplySignal:
+    req_id: Reference
+    to: Pid
+    flags: int
+    result: Pid | Atom
+
+
+Signal = (
+    MessageSignal | LinkSignal | UnlinkSignal | UnlinkAckSignal | ExitSignal | MonitorSignal
+    | DemonitorSignal | DownSignal | SpawnRequestSignal | SpawnReplySignal
+)
+
+
+def _altact(msg: Any) -> Signal:
+    if msg.flags & control.ALTACT_EXIT:
+        assert isinstance(msg.to, Pid)  # parse() checked: a pid unless ALIAS/NAME
+        return ExitSignal(msg.from_pid, msg.to, msg.payload, linked=False)
+    return MessageSignal(msg.from_pid, msg.to, msg.payload)
+
+
+def _spawn_request(msg: Any) -> Signal:
+    module, function, _arity = msg.mfa
+    return SpawnRequestSignal(msg.req_id, msg.from_pid, msg.group_leader, module, function,
+                              msg.args, msg.opts)
+
+
+_FROM: Final[dict[type[control.ControlMessage], Callable[[Any], Signal | None]]] = {
+    control.Send: lambda m: MessageSignal(None, m.to_pid, m.message),
+    control.SendTT: lambda m: MessageSignal(None, m.to_pid, m.message),
+    control.SendSender: lambda m: MessageSignal(m.from_pid, m.to_pid, m.message),
+    control.SendSenderTT: lambda m: MessageSignal(m.from_pid, m.to_pid, m.message),
+    control.RegSend: lambda m: MessageSignal(m.from_pid, m.to_name, m.message),
+    control.RegSendTT: lambda m: MessageSignal(m.from_pid, m.to_name, m.message),
+    control.AliasSend: lambda m: MessageSignal(m.from_pid, m.alias, m.message),
+    control.AliasSendTT: lambda m: MessageSignal(m.from_pid, m.alias, m.message),
+    control.AltactSigSend: _altact,
+    control.Link: lambda m: LinkSignal(m.from_pid, m.to_pid),
+    control.Unlink: lambda m: UnlinkSignal(m.from_pid, m.to_pid, None),
+    control.UnlinkId: lambda m: UnlinkSignal(m.from_pid, m.to_pid, m.id),
+    control.UnlinkIdAck: lambda m: UnlinkAckSignal(m.from_pid, m.to_pid, m.id),
+    control.Exit: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=True),
+    control.ExitTT: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=True),
+    control.PayloadExit: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=True),
+    control.PayloadExitTT: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=True),
+    control.Exit2: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=False),
+    control.Exit2TT: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=False),
+    control.PayloadExit2: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=False),
+    control.PayloadExit2TT: lambda m: ExitSignal(m.from_pid, m.to_pid, m.reason, linked=False),
+    control.MonitorP: lambda m: MonitorSignal(m.from_pid, m.to_proc, m.ref),
+    control.DemonitorP: lambda m: DemonitorSignal(m.from_pid, m.to_proc, m.ref),
+    control.MonitorPExit: lambda m: DownSignal(m.from_proc, m.to_pid, m.ref, m.reason),
+    control.PayloadMonitorPExit: lambda m: DownSignal(m.from_proc, m.to_pid, m.ref, m.reason),
+    control.SpawnRequest: _spawn_request,
+    control.SpawnRequestTT: _spawn_request,
+    control.SpawnReply: lambda m: SpawnReplySignal(m.req_id, m.to_pid, m.flags, m.result),
+    control.SpawnReplyTT: lambda m: SpawnReplySignal(m.req_id, m.to_pid, m.flags, m.result),
+    control.GroupLeader: lambda _m: None,  # no group leaders here: Python has no io server
+}
+
+
+def from_control(msg: control.ControlMessage) -> Signal | None:
+    """The signal a control message carries; None for one with no meaning here."""
+    return _FROM[type(msg)](msg)
+
+
+def to_control(signal: Signal, flags: int) -> control.ControlMessage:
+    """The control message for ``signal`` on a connection with ``flags``."""
+    payload = bool(flags & DFlag.EXIT_PAYLOAD)
+    match signal:
+        case MessageSignal(None, Pid() as to, message):
+            return control.Send(to, message)
+        case MessageSignal(None, to, _):
+            raise LocalProtocolError(f"a message to {to!r} must name its sender")
+        case MessageSignal(Pid() as sender, to, message):
+            if isinstance(to, Pid):
+                return control.send_to_pid(sender, to, message, flags)
+            if isinstance(to, Atom):
+                return control.RegSend(sender, to, message)
+            return control.AliasSend(sender, to, message)
+        case LinkSignal(sender, to):
+            return control.Link(sender, to)
+        case UnlinkSignal(sender, to, unlink_id):
+            if unlink_id is None or not flags & DFlag.UNLINK_ID:
+                return control.Unlink(sender, to)
+            return control.UnlinkId(unlink_id, sender, to)
+        case UnlinkAckSignal(sender, to, unlink_id):
+            return control.UnlinkIdAck(unlink_id, sender, to)
+        case ExitSignal(sender, to, reason, linked):
+            if linked:
+                return (control.PayloadExit if payload else control.Exit)(sender, to, reason)
+            return (control.PayloadExit2 if payload else control.Exit2)(sender, to, reason)
+        case MonitorSignal(sender, target, ref):
+            return control.MonitorP(sender, target, ref)
+        case DemonitorSignal(sender, target, ref):
+            return control.DemonitorP(sender, target, ref)
+        case DownSignal(target, to, ref, reason):
+            return control.monitor_exit(target, to, ref, reason, flags)
+        case SpawnReplySignal(req_id, to, reply_flags, result):
+            return control.SpawnReply(req_id, to, reply_flags, result)
+        case SpawnRequestSignal(req_id, sender, leader, module, function, args, opts):
+            return control.SpawnRequest(req_id, sender, leader, (module, function, len(args)),
+                                        opts, args)
+    raise TypeError(f"not a signal: {signal!r}")
+

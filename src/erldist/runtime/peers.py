@@ -1,0 +1,349 @@
+"""The connection table: one record per peer, as ``net_kernel`` keeps.
+
+A peer is ``PENDING`` while we dial it (every caller that wants it shares
+the one attempt) and ``UP`` once a handshake in either direction completes.
+Simultaneous connects, where both sides dial at once, are settled here and
+only here, with OTP's rule: the side with the greater name keeps its own
+attempt. Incoming sockets that have not yet said who they are wait in a
+bounded admission set.
+
+Connections report to this table through the ``ConnectionOwner`` methods and
+nothing else; the router reaches peers through ``link_to`` and ``reach``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from erldist import telemetry
+from erldist.config import Config
+from erldist.errors import ConnectFailed, ConnectIgnored, EpmdError
+from erldist.names import NodeName
+from erldist.protocol.handshake import (
+    Acceptor,
+    HandshakeError,
+    HandshakeFailure,
+    Initiator,
+)
+from erldist.protocol.signals import Signal
+from erldist.runtime import epmd_client
+from erldist.runtime.connection import Connection
+
+__all__ = ["MAX_HANDSHAKES", "Identity", "Peer", "PeerState", "Peers"]
+
+log = logging.getLogger("erldist.peers")
+
+#: Incoming connections allowed to be in the handshake at once.
+MAX_HANDSHAKES = 256
+
+
+class PeerState(enum.Enum):
+    PENDING = "pending"  #: we are dialing it
+    UP = "up"  #: a handshake completed; the connection carries traffic
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who this node is on the wire. ``repr`` leaves the cookie out."""
+
+    name: NodeName
+    cookie: bytes = field(repr=False)
+    flags: int
+    creation: int
+
+    @property
+    def name_str(self) -> str:
+        return str(self.name)
+
+
+@dataclass(eq=False)
+class Peer:
+    """net_kernel's ``#connection{}``: one per peer name."""
+
+    name: str
+    state: PeerState
+    settled: asyncio.Future[None]
+    conn: Connection | None = None
+    dial: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The peer's own attempt won a simultaneous connect; ours is abandoned.
+    superseded: bool = False
+
+
+class Peers:
+    """Every connection of one node, by peer name."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        config: Config,
+        *,
+        epmd_port: Callable[[], int | None],
+        on_up: Callable[[Connection], None],
+        on_down: Callable[[str, str], None],
+        on_signal: Callable[[Connection, Signal], None],
+    ) -> None:
+        self.identity = identity
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self._epmd_port = epmd_port
+        self._on_up = on_up
+        self._on_down = on_down
+        self._on_signal = on_signal
+        self._peers: dict[str, Peer] = {}
+        self._handshaking: set[Connection] = set()
+        self.accepting = False
+
+    # --- reading the table -------------------------------------------------------------
+
+    def connection(self, peer: str) -> Connection | None:
+        """The established connection to ``peer``, if any."""
+        record = self._peers.get(peer)
+        return record.conn if record is not None and record.state is PeerState.UP else None
+
+    def has_connection(self, peer: str) -> bool:
+        return self.connection(peer) is not None
+
+    def connections(self) -> list[Connection]:
+        return [p.conn for p in self._peers.values()
+                if p.state is PeerState.UP and p.conn is not None]
+
+    def names(self, visible: bool | None = None) -> list[str]:
+        """Connected peers; only visible or only hidden ones when ``visible`` says."""
+        return [c.peer_name for c in self.connections()
+                if c.peer_name is not None and (visible is None or c.visible == visible)]
+
+    @property
+    def handshaking(self) -> int:
+        """Incoming connections still in their handshake."""
+        return len(self._handshaking)
+
+    # --- the router's view ---------------------------------------------------------------
+
+    def link_to(self, node: str) -> Connection | None:
+        return self.connection(node)
+
+    # --- accepting -----------------------------------------------------------------------
+
+    def accept(self) -> Connection:
+        """A new incoming socket's protocol (``loop.create_server``'s factory)."""
+        ident = self.identity
+        machine = Acceptor(local_name=ident.name_str, cookie=ident.cookie, flags=ident.flags,
+                           creation=ident.creation)
+        # A flood of half-open handshakes must not grow without bound: past the
+        # cap new sockets are closed at once (each one still times out in 7 s).
+        refuse = len(self._handshaking) >= MAX_HANDSHAKES
+        conn = Connection(self, machine, refuse=refuse)
+        if refuse:
+            log.warning("%d handshakes in progress: refusing a new connection", MAX_HANDSHAKES)
+            return conn
+        self._handshaking.add(conn)
+        conn.closed.add_done_callback(lambda _f: self._handshaking.discard(conn))
+        return conn
+
+    # --- ConnectionOwner -----------------------------------------------------------------
+
+    def status_for(self, conn: Connection, peer: str) -> str:
+        """The acceptor's status for ``peer``: net_kernel's pending-connection rules."""
+        if not self.accepting:
+            return "not_allowed"
+        record = self._peers.get(peer)
+        if record is None or record.superseded:
+            return "ok"
+        if record.state is PeerState.UP:
+            return "alive"
+        # Both sides dial at once: the greater name keeps its own attempt.
+        if self.identity.name_str > peer:
+            return "nok"
+        record.superseded = True
+        if record.conn is not None:
+            record.conn.abort("superseded")
+        elif record.dial is not None:
+            record.dial.cancel()
+        return "ok_simultaneous"
+
+    def connection_up(self, conn: Connection) -> bool:
+        peer = conn.peer_name
+        assert peer is not None
+        self._handshaking.discard(conn)
+        if not self.accepting:
+            conn.close("node_stopping")
+            return False
+        record = self._peers.get(peer)
+        if record is not None and record.state is PeerState.UP and record.conn is not conn:
+            old = record.conn
+            del self._peers[peer]
+            self._on_down(peer, "replaced")
+            if old is not None:
+                old.abort("replaced")
+            record = None
+        if record is None:
+            record = self._peers[peer] = Peer(peer, PeerState.UP, self.loop.create_future())
+        record.state = PeerState.UP
+        record.conn = conn
+        record.superseded = False
+        if not record.settled.done():
+            record.settled.set_result(None)
+        log.info("nodeup %s (%s)", peer, "visible" if conn.visible else "hidden")
+        self._on_up(conn)
+        return True
+
+    def connection_down(self, conn: Connection, reason: str) -> None:
+        peer = conn.peer_name
+        record = self._peers.get(peer) if peer is not None else None
+        if record is None or record.conn is not conn or record.state is not PeerState.UP:
+            return
+        assert peer is not None
+        del self._peers[peer]
+        log.info("nodedown %s (%s)", peer, reason)
+        self._on_down(peer, reason)
+
+    def handshake_failed(self, conn: Connection, exc: HandshakeError) -> None:
+        peer = conn.peer_name or "?"
+        if exc.failure is HandshakeFailure.NAME_CLASH:
+            log.debug("simultaneous connect with %s resolved: %s", peer, exc.detail)
+            return
+        if exc.failure is HandshakeFailure.BAD_COOKIE:
+            log.warning("handshake with %s rejected: %s", peer, exc)
+        else:
+            log.info("handshake with %s failed: %s", peer, exc)
+        telemetry.emit(telemetry.HandshakeRejected(peer, f"{exc.failure.name}: {exc.detail}"))
+
+    def on_signal(self, conn: Connection, signal: Signal) -> None:
+        self._on_signal(conn, signal)
+
+    # --- dialing -------------------------------------------------------------------------
+
+    async def ensure(self, peer: NodeName, timeout: float | None) -> Connection:
+        """The connection to ``peer``, dialing (once, shared) if there is none."""
+        if not self.accepting:
+            raise ConnectIgnored()
+        key = str(peer)
+        conn = self.connection(key)
+        if conn is not None:
+            return conn
+        local = self.identity.name
+        if local.long and not peer.long and not _is_ip_literal(peer.host):
+            raise ConnectFailed(f"{key}: a long-name node needs a fully qualified host")
+        if not local.long and peer.long:
+            raise ConnectFailed(f"{key}: a short-name node cannot reach a host with dots")
+        record = self._peers.get(key)
+        if record is None:
+            record = self._peers[key] = Peer(key, PeerState.PENDING, self.loop.create_future())
+            record.dial = self.loop.create_task(self._dial(peer, record))
+        budget_s = self.config.connect_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(budget_s):
+                await asyncio.shield(record.settled)
+        except TimeoutError:
+            raise ConnectFailed(f"no connection to {key} within {budget_s:g} s") from None
+        conn = self.connection(key)
+        if conn is None:
+            raise ConnectFailed(f"connection to {key} closed as it opened")
+        return conn
+
+    async def _dial(self, peer: NodeName, record: Peer) -> None:
+        key = str(peer)
+        ident = self.identity
+        try:
+            deadline = self.loop.time() + self.config.connect_timeout
+            address = await epmd_client.port_please(
+                peer.alive, peer.host, epmd_port=self._epmd_port(),
+                timeout=self.config.connect_timeout,
+            )
+            if address is None:
+                raise ConnectFailed(f"{peer.alive} is not registered on {peer.host}")
+            machine = Initiator(local_name=ident.name_str, peer_name=key, cookie=ident.cookie,
+                                flags=ident.flags, creation=ident.creation,
+                                version=6 if address.highest_version >= 6 else 5)
+            remaining = max(0.1, deadline - self.loop.time())
+            async with asyncio.timeout(remaining):
+                _, conn = await self.loop.create_connection(
+                    lambda: Connection(self, machine, peer_name=key), peer.host, address.port
+                )
+            record.conn = conn
+            await conn.established
+        except Exception as exc:
+            if isinstance(exc, HandshakeError) and _refused_with_nok(record):
+                record.superseded = True  # the peer dials us; wait for that instead
+                self.loop.call_later(self.config.connect_timeout, self._expire, record)
+            if record.superseded:
+                return  # the peer's own attempt won; its connection settles the record
+            self._fail(record, exc)
+
+    def _fail(self, record: Peer, exc: Exception) -> None:
+        if self._peers.get(record.name) is record and record.state is PeerState.PENDING:
+            del self._peers[record.name]
+        if not record.settled.done():
+            failure = exc if isinstance(exc, ConnectFailed) else ConnectFailed(_describe(exc))
+            record.settled.set_exception(failure)
+            record.settled.exception()  # the failure is reported; no "never retrieved"
+        if not isinstance(exc, HandshakeError):
+            telemetry.emit(telemetry.ConnectAttemptFailed(record.name, _describe(exc)))
+
+    def _expire(self, record: Peer) -> None:
+        """Give up on a superseded attempt whose winning connection never came."""
+        if record.state is PeerState.PENDING:
+            self._fail(record, ConnectFailed(f"{record.name} won the race but never connected"))
+
+    # --- closing -------------------------------------------------------------------------
+
+    def disconnect(self, peer: str, reason: str) -> bool:
+        """Close the connection to ``peer`` (``erlang:disconnect_node``)."""
+        conn = self.connection(peer)
+        if conn is None:
+            return False
+        conn.close(reason)
+        return True
+
+    async def close(self) -> None:
+        """Stop every attempt and close every connection; wait (bounded) for them."""
+        self.accepting = False
+        for record in list(self._peers.values()):
+            if record.state is PeerState.PENDING:
+                if record.dial is not None:
+                    record.dial.cancel()
+                if not record.settled.done():
+                    record.settled.set_exception(ConnectIgnored())
+                    record.settled.exception()
+        conns = [r.conn for r in self._peers.values() if r.conn is not None]
+        conns += list(self._handshaking)
+        for conn in conns:
+            conn.close("node_stopped")
+        if conns:
+            await asyncio.wait([c.closed for c in conns], timeout=5)
+        for conn in conns:
+            conn.abort("node_stopped")
+        self._peers.clear()
+
+
+def _refused_with_nok(record: Peer) -> bool:
+    """Whether the peer answered our send_name with ``nok`` (it dials us instead)."""
+    conn = record.conn
+    machine = conn.initiator if conn is not None else None
+    return machine is not None and machine.status == "nok"
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectFailed) and exc.detail:
+        return exc.detail
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, EpmdError):
+        return f"EPMD {exc.kind}: {exc.detail}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
+

@@ -1,0 +1,35 @@
+"""``net_kernel``: answers ``is_auth``, which is what ``net_adm:ping`` asks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from erldist.runtime import gen
+from erldist.runtime.router import Router
+from erldist.term.types import Atom
+
+__all__ = ["NetKernel"]
+
+log = logging.getLogger("erldist.net_kernel")
+
+_YES = Atom("yes")
+
+
+class NetKernel:
+    """Registered as ``net_kernel``; every ``is_auth`` call is answered ``yes``.
+
+    The handshake already checked the cookie, so a peer that can call us is
+    authorised, as in OTP.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        self.process = router.add_service("net_kernel", self._receive)
+
+    def _receive(self, message: Any, _peer: str | None) -> None:
+        match message:
+            case (Atom("$gen_call"), from_, (Atom("is_auth"), _node)):
+                gen.reply(self._router, self.process.pid, from_, _YES)
+            case _:
+                log.debug("net_kernel request not handled: %r", message)
