@@ -51,6 +51,20 @@ class Config:
     net_ticktime: float = 60.0
     #: Budget for one ``ping``.
     ping_timeout: float = 8.0
+    # --- the Gleam library distribute's keys (its ``_ms`` fields are seconds here) ---
+    #: Largest payload (codec output) sent or accepted, in bytes; exactly this
+    #: many is accepted (distribute's ``max_payload_size_bytes``, 4 MiB).
+    max_payload_size_bytes: int = 4 * 1024 * 1024
+    #: Most elements one list of a payload codec may declare, checked on both
+    #: sides (distribute's ``max_decoded_list_elements``).
+    max_decoded_list_elements: int = 10_000
+    #: Budget of a call (or receive) given no timeout (``default_call_timeout_ms``).
+    default_call_timeout: float = 5.0
+    #: Budget of an actor's initialisation (``default_init_timeout_ms``).
+    default_init_timeout: float = 5.0
+    #: Budget of a user resolver settling a global-name clash; past it the
+    #: lowest pid wins (``conflict_resolver_timeout_ms``).
+    conflict_resolver_timeout: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -20,13 +20,21 @@ def _restore_defaults() -> Iterator[None]:
     config.reset()
 
 
-INT_FIELDS = ["max_distribution_atoms", "health_parallelism"]
+INT_FIELDS = [
+    "max_distribution_atoms",
+    "health_parallelism",
+    "max_payload_size_bytes",
+    "max_decoded_list_elements",
+]
 FLOAT_FIELDS = [
     "health_timeout",
     "connect_timeout",
     "start_timeout",
     "net_ticktime",
     "ping_timeout",
+    "default_call_timeout",
+    "default_init_timeout",
+    "conflict_resolver_timeout",
 ]
 
 
@@ -39,6 +47,11 @@ def test_defaults_are_the_documented_ones() -> None:
     assert cfg.start_timeout == 10.0
     assert cfg.net_ticktime == 60.0
     assert cfg.ping_timeout == 8.0
+    assert cfg.max_payload_size_bytes == 4_194_304
+    assert cfg.max_decoded_list_elements == 10_000
+    assert cfg.default_call_timeout == 5.0
+    assert cfg.default_init_timeout == 5.0
+    assert cfg.conflict_resolver_timeout == 1.0
     assert {f.name for f in dataclasses.fields(Config)} == set(INT_FIELDS + FLOAT_FIELDS)
 
 
