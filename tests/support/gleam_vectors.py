@@ -1,9 +1,9 @@
 """Every hex vector of the Gleam wire card (distribute 4.0.0), as data.
 
-The card is /work/shared/docs/gleam-distribute-wire.md in the project's shared
-docs; section numbers below are its own. ``VECTORS`` round-trip both ways,
-``REJECTED`` must raise exactly the given error (type and message), and
-``ENCODE_ERRORS`` are values an encoder must refuse.
+The card is the project's interoperability spec for distribute on the Erlang
+wire (``gleam-distribute-wire.md``); section numbers below are its own.
+``VECTORS`` round-trip both ways, ``REJECTED`` must raise exactly the given
+error (type and message), and ``ENCODE_ERRORS`` are values an encoder must refuse.
 """
 
 from __future__ import annotations

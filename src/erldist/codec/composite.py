@@ -130,40 +130,44 @@ def _check_tuple(value: Any, size: int) -> None:
         raise InvalidValue(f"tuple{size} codec needs a tuple of {size}, got {shown}")
 
 
-def _read_slot(
-    codec: Codec[Any], r: Reader, pos: int, end: int, names: tuple[str, str, str, str]
-) -> tuple[Any, int]:
-    """A strict length-prefixed slot: ``u32(len) ‖ exactly len bytes of one value``.
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """distribute's messages for one length-prefixed tuple slot."""
 
-    ``names`` are the four messages: missing length, short body, smuggled bytes.
-    """
-    missing, short, smuggled, _ = names
+    missing: str  # fewer than 4 bytes for the length
+    short: str  # the length runs past the end
+    smuggled: str  # the value ends before its slot does
+    what: str  # the slot, in an encoder's ValueTooLarge
+
+
+def _read_slot(codec: Codec[Any], r: Reader, pos: int, end: int, slot: _Slot) -> tuple[Any, int]:
+    """A strict slot: ``u32(len) ‖ exactly len bytes of one value``."""
     if end - pos < 4:
-        raise InvalidBinary(missing)
+        raise InvalidBinary(slot.missing)
     size = unpack_u32(r.data, pos)[0]
     start = pos + 4
     if size > end - start:
-        raise InsufficientData(short)
+        raise InsufficientData(slot.short)
     stop = start + size
     value, used = codec._read(r, start, stop)
     if used != stop:
-        raise InvalidBinary(smuggled)
+        raise InvalidBinary(slot.smuggled)
     return value, stop
 
 
-_T2_FIRST = (
+_T2_FIRST = _Slot(
     "missing tuple2 length prefix",
     "tuple2 first",
     "trailing bytes smuggled inside tuple2 first element",
     "tuple2 first element",
 )
-_T3_FIRST = (
+_T3_FIRST = _Slot(
     "tuple3 missing length",
     "tuple3 first",
     "trailing bytes smuggled inside tuple3 first element",
     "tuple3 first element",
 )
-_T3_SECOND = (
+_T3_SECOND = _Slot(
     "tuple3 missing second length",
     "tuple3 second",
     "trailing bytes smuggled inside tuple3 second element",
@@ -182,7 +186,7 @@ class _Tuple2(Codec[tuple[A, B]]):
 
     def _write(self, out: bytearray, value: tuple[A, B]) -> None:
         _check_tuple(value, 2)
-        write_u32_prefixed(out, lambda o: self.a._write(o, value[0]), _T2_FIRST[3])
+        write_u32_prefixed(out, lambda o: self.a._write(o, value[0]), _T2_FIRST.what)
         self.b._write(out, value[1])
 
     def _read(self, r: Reader, pos: int, end: int) -> tuple[tuple[A, B], int]:
@@ -203,8 +207,8 @@ class _Tuple3(Codec[tuple[A, B, C]]):
 
     def _write(self, out: bytearray, value: tuple[A, B, C]) -> None:
         _check_tuple(value, 3)
-        write_u32_prefixed(out, lambda o: self.a._write(o, value[0]), _T3_FIRST[3])
-        write_u32_prefixed(out, lambda o: self.b._write(o, value[1]), _T3_SECOND[3])
+        write_u32_prefixed(out, lambda o: self.a._write(o, value[0]), _T3_FIRST.what)
+        write_u32_prefixed(out, lambda o: self.b._write(o, value[1]), _T3_SECOND.what)
         self.c._write(out, value[2])
 
     def _read(self, r: Reader, pos: int, end: int) -> tuple[tuple[A, B, C], int]:

@@ -18,6 +18,7 @@ strictness lives in ``_read_all``; the few codecs whose top level differs
 from __future__ import annotations
 
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -75,7 +76,7 @@ def as_bytes(data: object) -> bytes:
     raise InvalidBinary(f"payload is not a binary: got {type(data).__name__}")
 
 
-class Codec(Generic[T]):
+class Codec(ABC, Generic[T]):
     """Encode ``T`` to distribute's bytes and decode them back; stateless and reusable."""
 
     __slots__ = ()
@@ -104,12 +105,13 @@ class Codec(Generic[T]):
             raise ValueError(f"offset must be within 0..{len(buf)}, got {offset}")
         return self._read(Reader(buf), offset, len(buf))
 
+    @abstractmethod
     def _write(self, out: bytearray, value: T) -> None:
-        raise NotImplementedError
+        """Append the bytes of ``value`` to ``out``."""
 
+    @abstractmethod
     def _read(self, r: Reader, pos: int, end: int) -> tuple[T, int]:
         """Read one value from ``r.data[pos:end]``; return it and where it stopped."""
-        raise NotImplementedError
 
     def _read_all(self, r: Reader, pos: int, end: int) -> T:
         """The strict form: the value must end exactly at ``end``."""
