@@ -51,8 +51,10 @@ class Reader:
     ``elements_left`` bounds the elements of all lists together: each list is
     capped on its own (as in distribute), but a list of lists of nil costs four
     bytes per ten thousand elements, so without a total a 4 MiB payload could
-    ask for 10^10 of them. Any element that is not nil takes at least one byte,
-    so ``list_cap + len(data)`` admits every payload a sender could mean.
+    ask for 10^10 of them. Only elements that take no bytes (nil, or a codec
+    mapped onto nil) can outnumber the payload's bytes, so the total
+    ``list_cap + len(data)`` refuses only payloads carrying more than
+    ``list_cap`` such empty elements in all, which distribute would accept.
     """
 
     __slots__ = ("data", "elements_left", "list_cap")
