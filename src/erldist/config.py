@@ -69,6 +69,20 @@ class Config:
     #: pushes back on the sender, nothing is lost); ``"drop"``: new messages
     #: are refused, counted and reported through telemetry.
     mailbox_overflow: str = "block"
+    # --- the Gleam library distribute's keys (its ``_ms`` fields are seconds here) ---
+    #: Largest payload (codec output) sent or accepted, in bytes; exactly this
+    #: many is accepted (distribute's ``max_payload_size_bytes``, 4 MiB).
+    max_payload_size_bytes: int = 4 * 1024 * 1024
+    #: Most elements one list of a payload codec may declare, checked on both
+    #: sides (distribute's ``max_decoded_list_elements``).
+    max_decoded_list_elements: int = 10_000
+    #: Budget of a call (or receive) given no timeout (``default_call_timeout_ms``).
+    default_call_timeout: float = 5.0
+    #: Budget of an actor's initialisation (``default_init_timeout_ms``).
+    default_init_timeout: float = 5.0
+    #: Budget of a user resolver settling a global-name clash; past it the
+    #: lowest pid wins (``conflict_resolver_timeout_ms``).
+    conflict_resolver_timeout: float = 1.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -12,22 +12,34 @@ __all__ = [
     "CallError",
     "CallTargetDown",
     "CallTimeout",
+    "CodecDecodeError",
+    "CodecDefinitionError",
+    "CodecEncodeError",
+    "CodecError",
     "ConnectAtomBudgetExceeded",
     "ConnectError",
     "ConnectFailed",
     "ConnectIgnored",
     "DecodeError",
+    "DecodeFailed",
+    "DecodeTimeout",
     "EncodeError",
+    "EncodeFailed",
     "EpmdError",
     "ErldistError",
+    "InsufficientData",
+    "InvalidBinary",
     "InvalidCookieFormat",
     "InvalidNodeFormat",
     "InvalidNodeName",
+    "InvalidValue",
+    "ListTooLong",
     "LocalProtocolError",
     "NameTaken",
     "NetworkError",
     "NoProcess",
     "NotRegistered",
+    "PayloadTooLarge",
     "ProcessError",
     "ProcessExited",
     "ProtocolError",
@@ -35,6 +47,10 @@ __all__ = [
     "StartAtomBudgetExceeded",
     "StartError",
     "StartFailed",
+    "TagMismatch",
+    "TypeMismatch",
+    "ValueTooLarge",
+    "VersionMismatch",
     "connect_error_to_string",
     "start_error_to_string",
 ]
@@ -60,6 +76,137 @@ class DecodeError(ErldistError, ValueError):
 
 class EncodeError(ErldistError, ValueError):
     """A Python value that has no external term form."""
+
+
+# --- payload codecs (erldist.codec, the Gleam library distribute's wire) -------------
+
+
+class CodecError(ErldistError, ValueError):
+    """A payload codec failed; ``str()`` is distribute's own rendering of the error.
+
+    ``message`` is the variant's text argument (empty for variants without one).
+    """
+
+    prefix = ""
+
+    def __init__(self, message: str = "") -> None:
+        self.message = message
+        super().__init__(self.to_string())
+
+    def to_string(self) -> str:
+        return f"{self.prefix}: {self.message}"
+
+
+class CodecEncodeError(CodecError):
+    """A value could not be encoded (distribute's ``EncodeError``)."""
+
+
+class InvalidValue(CodecEncodeError):
+    """The value is not one the codec can carry (wrong Python type, NaN, lone surrogate)."""
+
+    prefix = "Invalid value"
+
+
+class EncodeFailed(CodecEncodeError):
+    """No case of a variant codec matched the value."""
+
+    prefix = "Encode failed"
+
+
+class ValueTooLarge(CodecEncodeError):
+    """The value exceeds a fixed range: 64-bit int, 32-bit length or version, list cap."""
+
+    prefix = "Value too large"
+
+
+class CodecDecodeError(CodecError):
+    """Bytes that are not a valid payload for the codec (distribute's ``DecodeError``)."""
+
+
+class InvalidBinary(CodecDecodeError):
+    """Malformed bytes: a missing prefix, a bad tag byte, invalid UTF-8, trailing bytes."""
+
+    prefix = "Invalid binary"
+
+
+class TypeMismatch(CodecDecodeError):
+    """Kept for parity with distribute; no codec here raises it."""
+
+    prefix = "Type mismatch"
+
+
+class DecodeFailed(CodecDecodeError):
+    """The payload is well framed but means nothing: a subject that is not a subject."""
+
+    prefix = "Decode failed"
+
+
+class InsufficientData(CodecDecodeError):
+    """A declared length runs past the end of the bytes."""
+
+    prefix = "Insufficient data"
+
+
+class DecodeTimeout(CodecDecodeError):
+    """Nothing arrived before a receive deadline."""
+
+    def to_string(self) -> str:
+        return "Decode timeout"
+
+
+class TagMismatch(CodecDecodeError):
+    """A tagged frame's tag, or a variant's id, is not the one(s) expected."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__()
+
+    def to_string(self) -> str:
+        return f"Tag mismatch: expected '{self.expected}', got '{self.got}'"
+
+
+class VersionMismatch(CodecDecodeError):
+    """A tagged frame's version is not exactly the expected one."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__()
+
+    def to_string(self) -> str:
+        return f"Version mismatch: expected {self.expected}, got {self.got}"
+
+
+class PayloadTooLarge(CodecDecodeError, CodecEncodeError):
+    """A whole payload is over ``config.max_payload_size_bytes``.
+
+    The cap is checked by the receiver before decoding and by the sender after
+    encoding, so this is both a decode and an encode error.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__()
+
+    def to_string(self) -> str:
+        return f"Payload too large: {self.size} bytes"
+
+
+class ListTooLong(CodecDecodeError):
+    """A list declares more elements than ``config.max_decoded_list_elements`` allows."""
+
+    def __init__(self, count: int, cap: int) -> None:
+        self.count = count
+        self.cap = cap
+        super().__init__()
+
+    def to_string(self) -> str:
+        return f"List too long: declared {self.count} elements, cap is {self.cap}"
+
+
+class CodecDefinitionError(ErldistError, ValueError):
+    """A codec was built wrongly (a variant id outside 0..255, a duplicate id, no cases)."""
 
 
 # --- protocol ------------------------------------------------------------------------

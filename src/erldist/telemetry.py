@@ -17,17 +17,25 @@ from typing import TYPE_CHECKING, TypeAlias
 from erldist.events import NodeDown, NodeUp
 
 if TYPE_CHECKING:
-    # Only for annotations: names emits telemetry, so a runtime import would be a cycle.
+    # Only for annotations: names and codec emit telemetry, so a runtime import would be a cycle.
+    from erldist.codec.payload import DecodeSite, PayloadSite
     from erldist.names import BudgetSite, InputKind
 
 __all__ = [
+    "ActorRegistered",
+    "ActorRegistrationFailed",
+    "ActorUnregistered",
     "AtomBudgetExhausted",
+    "CallTargetDown",
+    "CallTimedOut",
     "ConnectAttemptFailed",
+    "DecodeFailed",
     "EpmdFallback",
     "HandshakeRejected",
     "MessageDropped",
     "NodeDown",
     "NodeUp",
+    "PayloadRejected",
     "ProcessFailed",
     "TelemetryEvent",
     "attach",
@@ -108,6 +116,71 @@ class ProcessFailed:
     reason: str
 
 
+# --- the Gleam library distribute's messaging events ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRejected:
+    """A payload of ``size`` bytes was over ``config.max_payload_size_bytes`` (``cap``).
+
+    Emitted by ``erldist.codec.encode_payload`` / ``decode_payload``; ``where``
+    is the send or receive path that refused it. Nothing was sent or decoded.
+    """
+
+    size: int
+    cap: int
+    where: PayloadSite
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeFailed:
+    """A received payload did not decode; the message was dropped.
+
+    ``message`` is the error rendered as distribute renders it (``str`` of the
+    ``CodecDecodeError``, e.g. ``"Invalid binary: int64"``). Emitted by
+    ``erldist.codec.decode_payload``. Not to be confused with the exception
+    ``erldist.errors.DecodeFailed``, one of the errors this event can report.
+    """
+
+    message: str
+    where: DecodeSite
+
+
+@dataclass(frozen=True, slots=True)
+class CallTimedOut:
+    """A call got no reply within ``timeout`` seconds (after clamping negatives to 0)."""
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallTargetDown:
+    """A call's target process went down (or its node disconnected) before replying."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRegistered:
+    """``name`` was registered globally for an actor."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRegistrationFailed:
+    """Registering ``name`` failed; ``reason`` says why (taken, invalid, tag mismatch)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActorUnregistered:
+    """Unregistering ``name`` finished; ``removed`` is False when it was not registered."""
+
+    name: str
+    removed: bool
+
+
 TelemetryEvent: TypeAlias = (
     MessageDropped
     | ProcessFailed
@@ -117,6 +190,13 @@ TelemetryEvent: TypeAlias = (
     | ConnectAttemptFailed
     | HandshakeRejected
     | EpmdFallback
+    | PayloadRejected
+    | DecodeFailed
+    | CallTimedOut
+    | CallTargetDown
+    | ActorRegistered
+    | ActorRegistrationFailed
+    | ActorUnregistered
 )
 Handler: TypeAlias = Callable[[TelemetryEvent], object]
 

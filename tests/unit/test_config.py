@@ -21,14 +21,23 @@ def _restore_defaults() -> Iterator[None]:
     config.reset()
 
 
-INT_FIELDS = ["max_distribution_atoms", "health_parallelism", "max_message_bytes",
-              "mailbox_maxsize"]
+INT_FIELDS = [
+    "max_distribution_atoms",
+    "health_parallelism",
+    "max_message_bytes",
+    "mailbox_maxsize",
+    "max_payload_size_bytes",
+    "max_decoded_list_elements",
+]
 FLOAT_FIELDS = [
     "health_timeout",
     "connect_timeout",
     "start_timeout",
     "net_ticktime",
     "ping_timeout",
+    "default_call_timeout",
+    "default_init_timeout",
+    "conflict_resolver_timeout",
 ]
 
 
@@ -45,6 +54,11 @@ def test_defaults_are_the_documented_ones() -> None:
     assert cfg.decode_limits == DecodeLimits()
     assert cfg.mailbox_maxsize == 100_000
     assert cfg.mailbox_overflow == "block"
+    assert cfg.max_payload_size_bytes == 4_194_304
+    assert cfg.max_decoded_list_elements == 10_000
+    assert cfg.default_call_timeout == 5.0
+    assert cfg.default_init_timeout == 5.0
+    assert cfg.conflict_resolver_timeout == 1.0
     assert {f.name for f in dataclasses.fields(Config)} == set(
         INT_FIELDS + FLOAT_FIELDS + ["decode_limits", "mailbox_overflow"])
 
