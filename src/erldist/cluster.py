@@ -30,7 +30,7 @@ from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
 from erldist.names import BudgetSite
 from erldist.runtime.node import Node, check_peer, check_start
-from erldist.runtime.router import Destination
+from erldist.runtime.process import Destination
 from erldist.term.types import Pid, Term
 
 __all__ = [

@@ -13,8 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from erldist.runtime.mailbox import Match
-from erldist.runtime.process import NORMAL, Process, exception_reason
-from erldist.runtime.router import Destination
+from erldist.runtime.process import NORMAL, Destination, Process, exception_reason
 from erldist.term.types import Pid, Reference, Term
 
 __all__ = ["SyncProcess"]

@@ -15,8 +15,8 @@ import asyncio
 from typing import Any
 
 from erldist.errors import CallTargetDown, CallTimeout, ConnectError
-from erldist.runtime.process import NOCONNECTION, Down
-from erldist.runtime.router import Destination, Router
+from erldist.runtime.process import NOCONNECTION, Destination, Down
+from erldist.runtime.router import Router
 from erldist.term.types import Atom, ImproperList, Pid, Reference, Term
 
 __all__ = ["GEN_CALL", "GEN_CAST", "CallClient", "reply"]

@@ -53,8 +53,8 @@ from erldist.runtime.gen import CallClient
 from erldist.runtime.global_compat import GlobalCompat
 from erldist.runtime.mailbox import Overflow
 from erldist.runtime.peers import Identity, Peers
-from erldist.runtime.process import Process
-from erldist.runtime.router import Destination, Router
+from erldist.runtime.process import Destination, Process
+from erldist.runtime.router import Router
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
 from erldist.runtime.services.rex import Rex

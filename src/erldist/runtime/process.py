@@ -15,16 +15,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeAlias
 
 from erldist.errors import ProcessExited
 from erldist.runtime.mailbox import Mailbox, Match
 from erldist.term.types import Atom, Pid, Reference, Term
 
-if TYPE_CHECKING:
-    from erldist.runtime.router import Destination, Router
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NORMAL",
+    "Destination",
+    "Down",
+    "Exit",
+    "NodeDownMessage",
+    "Process",
+    "ProcessTable",
+]
 
-__all__ = ["KILL", "KILLED", "NORMAL", "Down", "Exit", "NodeDownMessage", "Process"]
+#: Where a message can go: a pid, a local registered name, ``(name, node)``, or
+#: a process alias (a reference).
+Destination: TypeAlias = Pid | str | tuple[str, str] | Reference
 
 NORMAL = Atom("normal")
 KILL = Atom("kill")
@@ -98,10 +109,32 @@ class ProcessState:
     aliases: set[Reference] = field(default_factory=set)
 
 
+class ProcessTable(Protocol):
+    """What a process asks of the table that owns it (the router)."""
+
+    async def send(self, sender: Pid, to: Destination, message: Term) -> None: ...
+
+    def register(self, name: str, pid: Pid) -> None: ...
+
+    async def link(self, proc: Process, pid: Pid) -> None: ...
+
+    def unlink(self, proc: Process, pid: Pid) -> None: ...
+
+    async def monitor(self, proc: Process, target: Destination) -> Reference: ...
+
+    def demonitor(self, proc: Process, ref: Reference, *, flush: bool = False) -> bool: ...
+
+    async def monitor_node(self, proc: Process, node: str, flag: bool) -> None: ...
+
+    async def send_exit(self, sender: Pid, pid: Pid, reason: Term) -> None: ...
+
+    def terminate(self, proc: Process, reason: Term) -> None: ...
+
+
 class Process:
     """A process of this node. Make one with ``node.process()`` or ``node.spawn()``."""
 
-    def __init__(self, router: Router, pid: Pid, mailbox: Mailbox) -> None:
+    def __init__(self, router: ProcessTable, pid: Pid, mailbox: Mailbox) -> None:
         self._router = router
         self.pid = pid
         self.mailbox = mailbox

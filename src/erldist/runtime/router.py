@@ -46,6 +46,7 @@ from erldist.runtime.process import (
     NOCONNECTION,
     NOPROC,
     NORMAL,
+    Destination,
     Down,
     Exit,
     NodeDownMessage,
@@ -56,13 +57,10 @@ from erldist.runtime.process import (
 )
 from erldist.term.types import Atom, Pid, Reference, Term
 
-__all__ = ["Destination", "Origin", "Router", "Service", "SignalLink"]
+__all__ = ["Origin", "Router", "Service", "SignalLink"]
 
 log = logging.getLogger("erldist.router")
 
-#: Where a message can go: a pid, a local registered name, ``(name, node)``, or
-#: a process alias (a reference).
-Destination: TypeAlias = Pid | str | tuple[str, str] | Reference
 #: A service's callback: the message, and the peer it came in from (None: local).
 Service: TypeAlias = Callable[[Any, str | None], None]
 #: What answers a SPAWN_REQUEST (set by the RPC layer); None answers ``notsup``.
