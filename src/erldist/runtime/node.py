@@ -34,7 +34,15 @@ from erldist.errors import (
     StartAtomBudgetExceeded,
     StartFailed,
 )
-from erldist.events import ClusterEvent, NodeDown, NodeUp
+from erldist.events import (
+    ClusterEvent,
+    NodeDown,
+    NodeType,
+    NodeTypes,
+    NodeUp,
+    check_node_types,
+    wanted,
+)
 from erldist.health import ClusterHealth
 from erldist.names import (
     BudgetSite,
@@ -83,13 +91,13 @@ class Node:
         cookie: str,
         *,
         hidden: bool,
-        config: Config,
+        config: Config | None,
     ) -> None:
         self._name = name
         self._name_str = str(name)
         self._cookie = cookie.encode("ascii")
         self.hidden = hidden
-        self.config = config
+        self._config = config  # None: follow the process config, read at each use
         self.loop = asyncio.get_running_loop()
         self.atom = Atom(str(name))
         self.creation = 0
@@ -129,10 +137,9 @@ class Node:
         Checks run in the seed's order: name format, name budget, cookie
         format, cookie budget, then the network. A refused call interns nothing.
         """
-        cfg = config or config_mod.get()
         parsed = check_start(name, cookie)
-        node = cls(parsed, cookie, hidden=hidden, config=cfg)
-        budget_s = cfg.start_timeout if timeout is None else timeout
+        node = cls(parsed, cookie, hidden=hidden, config=config)
+        budget_s = node.config.start_timeout if timeout is None else timeout
         try:
             await asyncio.wait_for(node._bring_up(listen_host, port, epmd_port, embedded_epmd),
                                    budget_s)
@@ -142,6 +149,7 @@ class Node:
         except BaseException:
             await node._teardown()
             raise
+        config_mod.mark_started()  # from now on limits may only tighten
         return node
 
     async def _bring_up(
@@ -184,6 +192,12 @@ class Node:
     @property
     def node_name(self) -> NodeName:
         return self._name
+
+    @property
+    def config(self) -> Config:
+        """The settings in force: the ``Config`` given to ``start``, else the
+        process's current one, read afresh at each use."""
+        return self._config if self._config is not None else config_mod.get()
 
     @property
     def is_running(self) -> bool:
@@ -263,14 +277,17 @@ class Node:
         old = self._conns.get(peer)
         if old is not None and old is not conn:
             del self._conns[peer]
-            self._publish(NodeDown(peer, "replaced"))
+            self._publish(NodeDown(peer, "replaced",
+                                   node_type="visible" if self._is_visible(old) else "hidden"))
             old.abort("replaced")
         self._conns[peer] = conn
         attempt = self._pending.pop(peer, None)
         if attempt is not None and not attempt.future.done():
             attempt.future.set_result(None)
-        log.info("nodeup %s (%s)", peer, "visible" if self._is_visible(conn) else "hidden")
-        self._publish(NodeUp(peer))
+        kind: NodeType = "visible" if self._is_visible(conn) else "hidden"
+        atom_budget().learn(peer)  # its atom exists now, as in a BEAM: ping/connect are free
+        log.info("nodeup %s (%s)", peer, kind)
+        self._publish(NodeUp(peer, node_type=kind))
         self.system.peer_up(conn)
         return True
 
@@ -281,7 +298,8 @@ class Node:
         del self._conns[peer]
         self.system.peer_down(peer)
         log.info("nodedown %s (%s)", peer, reason)
-        self._publish(NodeDown(peer, reason))
+        self._publish(NodeDown(peer, reason,
+                               node_type="visible" if self._is_visible(conn) else "hidden"))
 
     def _handshake_failed(self, conn: Connection, exc: HandshakeError) -> None:
         peer = conn.peer_name or "?"
@@ -312,10 +330,17 @@ class Node:
             except Exception:
                 log.exception("node event listener failed")
 
-    async def events(self) -> AsyncIterator[ClusterEvent]:
-        """``async for event in node.events()``: NodeUp/NodeDown as they happen."""
+    async def events(self, node_type: NodeTypes = "visible") -> AsyncIterator[ClusterEvent]:
+        """``async for event in node.events()``: NodeUp/NodeDown as they happen,
+        of visible peers like ``nodes()`` unless ``node_type`` is "hidden" or "all"."""
+        node_type = check_node_types(node_type)
         queue: asyncio.Queue[ClusterEvent | None] = asyncio.Queue()
-        self.add_listener(queue.put_nowait)
+
+        def put(event: ClusterEvent) -> None:
+            if wanted(event, node_type):
+                queue.put_nowait(event)
+
+        self.add_listener(put)
         self._stopped.add_done_callback(lambda _f: queue.put_nowait(None))
         try:
             while True:
@@ -324,7 +349,7 @@ class Node:
                     return
                 yield event
         finally:
-            self.remove_listener(queue.put_nowait)
+            self.remove_listener(put)
 
     # --- connecting ------------------------------------------------------------------
 
