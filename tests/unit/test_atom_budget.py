@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from erldist import config, telemetry
+from erldist import config, names, telemetry
 from erldist.names import AtomBudget, BudgetSite, InputKind, atom_budget
 from erldist.telemetry import AtomBudgetExhausted, TelemetryEvent
 
@@ -268,3 +268,23 @@ def test_tasks_on_several_loops_never_over_admit() -> None:
     assert sum(sum(row) for row in results) == limit
     assert sum(len(row) for row in results) == loops * tasks
     assert budget.used == limit
+
+
+def test_a_peer_that_connected_in_is_known_and_costs_nothing() -> None:
+    config.configure(max_distribution_atoms=1)
+    budget = AtomBudget()
+    assert budget.charge("me@h", where=BudgetSite.START_NODE, kind=NAME)  # budget spent
+    budget.learn("caller@h")  # its connection came in: its atom exists
+    assert budget.known("caller@h")
+    assert budget.charge("caller@h", where=BudgetSite.PING, kind=NAME)
+    assert budget.used == 1
+    assert not budget.charge("other@h", where=BudgetSite.PING, kind=NAME)
+
+
+def test_learned_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(names, "MAX_LEARNED", 3)
+    budget = AtomBudget()
+    for i in range(5):
+        budget.learn(f"peer{i}@h")
+    assert [budget.known(f"peer{i}@h") for i in range(5)] == [True, True, True, False, False]
+    assert budget.used == 0

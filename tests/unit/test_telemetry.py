@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from erldist import events, telemetry
+from erldist.events import NodeUp
 from erldist.names import BudgetSite, InputKind
 from erldist.telemetry import (
     AtomBudgetExhausted,
@@ -202,3 +203,66 @@ def test_attach_detach_and_emit_from_many_threads() -> None:
     assert telemetry.flush()
     # each thread's own handler was attached for each of its own emits, exactly once
     assert counts == [200] * len(counts)
+
+
+def test_a_raising_handler_is_a_warning_that_never_shows_the_event(
+    attached: Callable[[Handler], Handler], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: TelemetryEvent) -> None:
+        raise RuntimeError("handler bug")
+
+    attached(broken)
+    with caplog.at_level(logging.DEBUG, logger="erldist.telemetry"):
+        telemetry.emit(NodeUp("private-peer@10.9.8.7"))
+        assert telemetry.flush()
+    [record] = [r for r in caplog.records if r.name == "erldist.telemetry"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+    assert "broken" in record.getMessage()  # the handler is named...
+    assert "private-peer" not in caplog.text  # ...the event's payload never is
+
+
+def test_a_slow_handler_never_holds_up_the_emitter(
+    attached: Callable[[Handler], Handler],
+) -> None:
+    release = threading.Event()
+    seen: list[TelemetryEvent] = []
+
+    def slow(event: TelemetryEvent) -> None:
+        release.wait(30)
+        seen.append(event)
+
+    attached(slow)
+    emitted_on = threading.current_thread()
+    ran_on: list[threading.Thread] = []
+    attached(lambda event: ran_on.append(threading.current_thread()))
+    telemetry.emit(EpmdFallback("one"))  # returns while `slow` still waits
+    telemetry.emit(EpmdFallback("two"))
+    assert seen == []
+    release.set()
+    assert telemetry.flush()
+    assert seen == [EpmdFallback("one"), EpmdFallback("two")]
+    assert ran_on and all(t is not emitted_on for t in ran_on)
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(
+    attached: Callable[[Handler], Handler],
+) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck(event: TelemetryEvent) -> None:
+        entered.set()
+        release.wait(30)
+
+    attached(stuck)
+    before = telemetry.dropped()
+    try:
+        telemetry.emit(EpmdFallback("held"))
+        assert entered.wait(30)  # the telemetry thread is busy with it
+        for i in range(telemetry.MAX_QUEUED + 5):
+            telemetry.emit(EpmdFallback(str(i)))  # never blocks
+        assert telemetry.dropped() - before >= 5
+    finally:
+        release.set()
+    assert telemetry.flush(30)
