@@ -277,17 +277,15 @@ class Node:
         old = self._conns.get(peer)
         if old is not None and old is not conn:
             del self._conns[peer]
-            self._publish(NodeDown(peer, "replaced",
-                                   node_type="visible" if self._is_visible(old) else "hidden"))
+            self._publish(NodeDown(peer, "replaced", node_type=_node_type(old)))
             old.abort("replaced")
         self._conns[peer] = conn
         attempt = self._pending.pop(peer, None)
         if attempt is not None and not attempt.future.done():
             attempt.future.set_result(None)
-        kind: NodeType = "visible" if self._is_visible(conn) else "hidden"
         atom_budget().learn(peer)  # its atom exists now, as in a BEAM: ping/connect are free
-        log.info("nodeup %s (%s)", peer, kind)
-        self._publish(NodeUp(peer, node_type=kind))
+        log.info("nodeup %s (%s)", peer, "visible" if self._is_visible(conn) else "hidden")
+        self._publish(NodeUp(peer, node_type=_node_type(conn)))
         self.system.peer_up(conn)
         return True
 
@@ -298,8 +296,7 @@ class Node:
         del self._conns[peer]
         self.system.peer_down(peer)
         log.info("nodedown %s (%s)", peer, reason)
-        self._publish(NodeDown(peer, reason,
-                               node_type="visible" if self._is_visible(conn) else "hidden"))
+        self._publish(NodeDown(peer, reason, node_type=_node_type(conn)))
 
     def _handshake_failed(self, conn: Connection, exc: HandshakeError) -> None:
         peer = conn.peer_name or "?"
@@ -614,6 +611,11 @@ def check_peer(node: str, site: BudgetSite) -> NodeName:
     if not atom_budget().charge(str(parsed), where=site, kind=InputKind.NODE_NAME):
         raise ConnectAtomBudgetExceeded()
     return parsed
+
+
+def _node_type(conn: Connection) -> NodeType:
+    """Which kind of peer ``conn`` links to, for NodeUp/NodeDown (``nodes()`` lists visible)."""
+    return "visible" if Node._is_visible(conn) else "hidden"
 
 
 def _refused_with_nok(attempt: _Attempt) -> bool:
