@@ -22,13 +22,17 @@ fresh_venv() {
   [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
 }
 
-if ! command -v erl >/dev/null 2>&1; then
+# Debian packages the interop tests need: a command, and the package that brings it.
+missing=()
+command -v erl >/dev/null 2>&1 || missing+=(erlang-nox)
+command -v elixir >/dev/null 2>&1 || missing+=(elixir)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing Erlang/OTP (erlang-nox)"
+    echo "== installing ${missing[*]} (Erlang/OTP 25 and Elixir for the interop tests)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq erlang-nox >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "error: the interop tests need Erlang/OTP: install Debian's erlang-nox (as root)" >&2
+    echo "error: the interop tests need Debian's ${missing[*]}: install as root" >&2
     exit 1
   fi
 fi

@@ -202,6 +202,7 @@ async def cmd_node(args: argparse.Namespace) -> int:
             node = await Node.start(given, cookie.value, hidden=args.hidden,
                                     listen_host=args.listen_host, port=args.port,
                                     epmd_port=epmd_port)
+            await asyncio.to_thread(telemetry.flush)  # its epmd news prints before "is up"
             try:
                 kind = "hidden node" if args.hidden else "node"
                 print(f"{kind} {node.name} is up on port {node.port} (EPMD port {epmd_port}, "

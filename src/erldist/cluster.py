@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import warnings
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -21,11 +22,12 @@ from erldist.cluster_process import SyncProcess
 from erldist.errors import (
     AlreadyStarted,
     ConnectError,
+    ConnectFailed,
     ConnectIgnored,
     connect_error_to_string,
     start_error_to_string,
 )
-from erldist.events import ClusterEvent
+from erldist.events import ClusterEvent, NodeTypes, NodeUp
 from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
 from erldist.names import BudgetSite
@@ -64,6 +66,9 @@ NOT_DISTRIBUTED = "nonode@nohost"
 #: Extra seconds a blocking call waits beyond the operation's own deadline,
 #: so the operation reports its own timeout rather than the facade's.
 _GRACE = 5.0
+#: How long past its deadline ``health()`` waits for the node's own report
+#: before answering with every node unreachable (the seed's 0.5 s).
+_HEALTH_GRACE = 0.5
 
 T = TypeVar("T")
 
@@ -74,6 +79,9 @@ _node: Node | None = None
 #: Replaced, never mutated: the loop thread reads it without ``_lock``, which a
 #: caller may hold while waiting on that very loop (``stop_node`` does).
 _monitors: tuple[ClusterMonitor, ...] = ()
+#: The visible peers, kept from the node's events (same rule: replaced, never
+#: mutated), so ``health()`` can name them even when the loop cannot answer.
+_visible: tuple[str, ...] = ()
 
 
 def _ensure_loop() -> asyncio.AbstractEventLoop:
@@ -117,6 +125,10 @@ def _running_node() -> Node | None:
 
 
 def _fan_out(event: ClusterEvent) -> None:
+    global _visible
+    if event.node_type == "visible":
+        others = tuple(n for n in _visible if n != event.node)
+        _visible = (*others, event.node) if isinstance(event, NodeUp) else others
     for monitor in _monitors:
         monitor.publish(event)
 
@@ -141,19 +153,21 @@ def start_node(
     timed out) or ``StartFailed``. Never blocks longer than ``timeout``
     (default ``config.start_timeout``).
     """
-    global _node
+    global _node, _visible
     check_start(name, cookie)
     budget_s = config_mod.get().start_timeout if timeout is None else timeout
+
+    async def boot() -> Node:
+        node = await Node.start(name, cookie, hidden=hidden, port=port, epmd_port=epmd_port,
+                                timeout=budget_s)
+        node.add_listener(_fan_out)  # on the loop, before any peer can connect
+        return node
+
     with _lock:
         if _running_node() is not None:
             raise AlreadyStarted()
-        node = _run(
-            Node.start(name, cookie, hidden=hidden, port=port, epmd_port=epmd_port,
-                       timeout=budget_s),
-            budget_s + _GRACE,
-        )
-        node.add_listener(_fan_out)
-        _node = node
+        _visible = ()
+        _node = _run(boot(), budget_s + _GRACE)
 
 
 def stop_node() -> None:
@@ -175,7 +189,10 @@ def connect(node: str) -> None:
     local = _running_node()
     if local is None:
         raise ConnectIgnored()
-    _run(local.connect(node), local.config.connect_timeout + _GRACE)
+    try:
+        _run(local.connect(node), local.config.connect_timeout + _GRACE)
+    except TimeoutError:
+        raise ConnectFailed("the node's event loop did not answer in time") from None
 
 
 def ping(node: str) -> bool:
@@ -240,20 +257,39 @@ def is_healthy() -> bool:
 
 
 def health() -> ClusterHealth:
-    """Ping every connected node in parallel under one deadline (see ``Node.health``)."""
+    """Ping every connected node in parallel under one deadline (see ``Node.health``).
+
+    Never raises, and returns by ``config.health_timeout`` + 0.5 s: if the
+    node's loop cannot produce its report by then (it is starved), the report
+    says every visible peer is unreachable.
+    """
     local = _running_node()
     if local is None:
         return ClusterHealth.not_distributed()
-    return _run(local.health(), local.config.health_timeout + _GRACE)
+    budget_s = local.config.health_timeout
+    deadline = time.monotonic() + budget_s
+    visible = _visible
+
+    async def within_deadline() -> ClusterHealth:
+        # The deadline runs from this call, not from when the loop gets to it.
+        return await local.health(timeout=max(0.0, deadline - time.monotonic()))
+
+    try:
+        return _run(within_deadline(), budget_s + _HEALTH_GRACE)
+    except TimeoutError:
+        return ClusterHealth(local.name, True, visible, len(visible), (), visible)
 
 
 # --- monitor ---------------------------------------------------------------------------
 
 
-def start_monitor() -> ClusterMonitor:
-    """A monitor that broadcasts NodeUp/NodeDown of the default node to its subscribers."""
+def start_monitor(diagnostic: Callable[[object], object] | None = None) -> ClusterMonitor:
+    """A monitor that broadcasts NodeUp/NodeDown of the default node to its subscribers.
+
+    ``diagnostic`` receives anything published to it that is not a node event.
+    """
     global _monitors
-    monitor = ClusterMonitor()
+    monitor = ClusterMonitor(diagnostic)
     with _lock:
         _monitors = (*(m for m in _monitors if not m.closed), monitor)
     return monitor
@@ -262,9 +298,15 @@ def start_monitor() -> ClusterMonitor:
 Listener = Subject[ClusterEvent] | Callable[[ClusterEvent], object]
 
 
-def subscribe(monitor: ClusterMonitor, listener: Listener) -> None:
-    """Send every later NodeUp/NodeDown to ``listener`` (duplicates are ignored)."""
-    monitor.subscribe(listener)
+def subscribe(
+    monitor: ClusterMonitor, listener: Listener, *, node_type: NodeTypes = "visible"
+) -> None:
+    """Send every later NodeUp/NodeDown to ``listener`` (duplicates are ignored).
+
+    Only of visible peers, the ones ``nodes()`` lists, unless ``node_type``
+    is "hidden" or "all" (``net_kernel:monitor_nodes(true, [{node_type, all}])``).
+    """
+    monitor.subscribe(listener, node_type=node_type)
 
 
 def unsubscribe(monitor: ClusterMonitor, listener: Listener) -> None:

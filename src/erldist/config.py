@@ -5,19 +5,51 @@ swaps it atomically, so a reader never sees half an update and two threads
 changing different fields never lose each other's change. Every ``Config``
 validates itself on construction, so one passed straight to ``Node.start``
 is as safe as one made by ``configure``.
+
+The seed's configuration is write-once, so code that runs after start-up can
+never loosen a guardrail. Here, once a node has started in this process
+(``mark_started``), a safety limit (``LIMITS``) may still be tightened but
+never widened, and a setting read only at start (``FIXED_AFTER_START``) can
+no longer change: either attempt raises a typed ``ConfigError`` naming the
+field. Every other setting is read live by nodes that follow the process
+config, so a change takes effect at the next operation that uses it.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 
-from erldist.errors import ErldistError
+from erldist.errors import (
+    ConfigError,
+    ConfigLimitWidened,
+    ConfigSettingFixed,
+    InvalidConfigValue,
+    UnknownConfigField,
+    config_error_to_string,
+)
 from erldist.protocol.framing import DEFAULT_MAX_FRAME
 from erldist.term.decode import DecodeLimits
 
-__all__ = ["Config", "ConfigError", "configure", "default", "get", "reset"]
+__all__ = [
+    "FIXED_AFTER_START",
+    "LIMITS",
+    "Config",
+    "ConfigError",
+    "ConfigLimitWidened",
+    "ConfigSettingFixed",
+    "InvalidConfigValue",
+    "UnknownConfigField",
+    "config_error_to_string",
+    "configure",
+    "default",
+    "get",
+    "mark_started",
+    "reset",
+    "started",
+]
 
 #: Inclusive ranges for fields that need more than "positive".
 #: OTP accepts any positive tick time, but below 1 s ticks flood a busy link
@@ -28,9 +60,22 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 _OVERFLOW = ("block", "drop")
 
-
-class ConfigError(ErldistError, ValueError):
-    """A setting that does not exist or a value it cannot take."""
+#: Safety limits: once a node has started they may be lowered, never raised.
+#: ``decode_limits`` is one too, compared field by field.
+LIMITS = frozenset({
+    "max_distribution_atoms",
+    "health_parallelism",
+    "max_message_bytes",
+    "mailbox_maxsize",
+    "max_payload_size_bytes",
+    "max_decoded_list_elements",
+    "decode_limits",
+})
+#: Read once when a connection is set up, for the connection's whole life: OTP
+#: changes it on a running node only through a transition period, which
+#: erldist does not implement, so after start it is refused rather than
+#: applied to some connections and not others.
+FIXED_AFTER_START = frozenset({"net_ticktime"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,39 +133,45 @@ class Config:
         for f in fields(self):
             if f.name == "decode_limits":
                 if not isinstance(self.decode_limits, DecodeLimits):
-                    raise ConfigError("decode_limits must be a DecodeLimits, not "
-                                      f"{type(self.decode_limits).__name__}")
+                    raise InvalidConfigValue(
+                        f.name, "decode_limits must be a DecodeLimits, not "
+                                f"{type(self.decode_limits).__name__}")
             elif f.name == "mailbox_overflow":
                 if self.mailbox_overflow not in _OVERFLOW:
-                    raise ConfigError(f"mailbox_overflow must be one of {', '.join(_OVERFLOW)}, "
-                                      f"got {self.mailbox_overflow!r}")
+                    raise InvalidConfigValue(
+                        f.name, f"mailbox_overflow must be one of {', '.join(_OVERFLOW)}, "
+                                f"got {self.mailbox_overflow!r}")
             else:
                 object.__setattr__(self, f.name, _checked(f.name, f.default,
                                                           getattr(self, f.name)))
 
 
 def _checked(name: str, default: object, value: object) -> int | float:
-    """``value`` as the field's type, or ``ConfigError`` naming the field."""
+    """``value`` as the field's type, or ``InvalidConfigValue`` naming the field."""
+
+    def invalid(reason: str) -> InvalidConfigValue:
+        return InvalidConfigValue(name, f"{name} {reason}")
+
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} must be an int, not {type(value).__name__}")
+            raise invalid(f"must be an int, not {type(value).__name__}")
         if value < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value}")
+            raise invalid(f"must be >= 1, got {value}")
         low, high = _RANGES.get(name, (1, math.inf))
         if not low <= value <= high:
-            raise ConfigError(f"{name} must be within {low:g}..{high:g}, got {value}")
+            raise invalid(f"must be within {low:g}..{high:g}, got {value}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name} must be a number of seconds, not {type(value).__name__}")
+        raise invalid(f"must be a number of seconds, not {type(value).__name__}")
     try:
         seconds = float(value)
     except OverflowError:
-        raise ConfigError(f"{name} must be finite, got an int too large for a float") from None
+        raise invalid("must be finite, got an int too large for a float") from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        raise invalid(f"must be a finite number > 0, got {value!r}")
     low, high = _RANGES.get(name, (0.0, math.inf))
     if not low <= seconds <= high:
-        raise ConfigError(f"{name} must be within {low:g}..{high:g} seconds, got {value!r}")
+        raise invalid(f"must be within {low:g}..{high:g} seconds, got {value!r}")
     return seconds
 
 
@@ -128,26 +179,62 @@ _DEFAULT = Config()
 _FIELDS = frozenset(f.name for f in fields(Config))
 _lock = threading.Lock()
 _current = _DEFAULT
+_started = False
 
 
 def configure(**changes: object) -> Config:
     """Change some settings; returns the new current ``Config``.
 
-    All or nothing: if any key is unknown or any value invalid, ``ConfigError``
-    is raised and the current config is untouched. This does not reset the
-    distribution-atom budget: lowering ``max_distribution_atoms`` below what
-    is already used refuses every further fresh name.
+    All or nothing: if any key is unknown (``UnknownConfigField``), any value
+    invalid (``InvalidConfigValue``), or, once a node has started, a limit
+    would grow (``ConfigLimitWidened``) or a start-time setting would change
+    (``ConfigSettingFixed``), the error names the field and the current
+    config is untouched. This does not reset the distribution-atom budget:
+    lowering ``max_distribution_atoms`` below what is already used refuses
+    every further fresh name.
     """
     global _current
-    unknown = sorted(changes.keys() - _FIELDS)
+    unknown = tuple(sorted(changes.keys() - _FIELDS))
     if unknown:
-        raise ConfigError(
-            f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(_FIELDS))}"
-        )
+        raise UnknownConfigField(unknown, tuple(sorted(_FIELDS)))
     with _lock:
         # replace() runs __post_init__, which validates and converts the values.
-        _current = replace(_current, **changes)  # type: ignore[arg-type]
+        new = replace(_current, **changes)  # type: ignore[arg-type]
+        if _started:
+            _check_after_start(_current, new, changes.keys())
+        _current = new
         return _current
+
+
+def _check_after_start(old: Config, new: Config, changed: Iterable[str]) -> None:
+    for name in sorted(changed):
+        before, after = getattr(old, name), getattr(new, name)
+        if name in LIMITS and _wider(before, after):
+            raise ConfigLimitWidened(name, before, after)
+        if name in FIXED_AFTER_START and after != before:
+            raise ConfigSettingFixed(name, before, after)
+
+
+def _wider(before: object, after: object) -> bool:
+    if isinstance(before, DecodeLimits) and isinstance(after, DecodeLimits):
+        return any(getattr(after, f.name) > getattr(before, f.name) for f in fields(before))
+    return bool(after > before)  # type: ignore[operator]
+
+
+def mark_started() -> None:
+    """Record that a node has started: from now on limits only tighten.
+
+    ``Node.start`` calls this; it lasts for the life of the process (like the
+    seed's write-once configuration), except through ``reset``.
+    """
+    global _started
+    with _lock:
+        _started = True
+
+
+def started() -> bool:
+    """Whether a node has started in this process (so limits only tighten)."""
+    return _started
 
 
 def get() -> Config:
@@ -156,10 +243,16 @@ def get() -> Config:
 
 
 def reset() -> Config:
-    """Back to the defaults; returns them."""
-    global _current
+    """Back to the defaults, and forget that a node started; returns the defaults.
+
+    For tests only: it is the one way to widen a limit after start, which is
+    exactly what running code must never do. It does not reset the
+    distribution-atom budget either.
+    """
+    global _current, _started
     with _lock:
         _current = _DEFAULT
+        _started = False
         return _current
 
 

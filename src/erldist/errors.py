@@ -16,6 +16,9 @@ __all__ = [
     "CodecDefinitionError",
     "CodecEncodeError",
     "CodecError",
+    "ConfigError",
+    "ConfigLimitWidened",
+    "ConfigSettingFixed",
     "ConnectAtomBudgetExceeded",
     "ConnectError",
     "ConnectFailed",
@@ -29,6 +32,7 @@ __all__ = [
     "ErldistError",
     "InsufficientData",
     "InvalidBinary",
+    "InvalidConfigValue",
     "InvalidCookieFormat",
     "InvalidNodeFormat",
     "InvalidNodeName",
@@ -49,8 +53,10 @@ __all__ = [
     "StartFailed",
     "TagMismatch",
     "TypeMismatch",
+    "UnknownConfigField",
     "ValueTooLarge",
     "VersionMismatch",
+    "config_error_to_string",
     "connect_error_to_string",
     "start_error_to_string",
 ]
@@ -404,6 +410,68 @@ class CallTargetDown(CallError):
         super().__init__(f"call to {target!r} failed: target down ({reason!r})")
         self.target = target
         self.reason = reason
+# --- configuration -------------------------------------------------------------------
+
+
+class ConfigError(ErldistError, ValueError):
+    """``configure`` refused a change; nothing was changed. ``field`` names the setting."""
+
+    def __init__(self, field: str, text: str) -> None:
+        super().__init__(text)
+        self.field = field
+
+    def to_string(self) -> str:
+        return str(self)
+
+
+class UnknownConfigField(ConfigError):
+    """A setting that does not exist; ``fields`` lists every unknown one."""
+
+    def __init__(self, fields: tuple[str, ...], known: tuple[str, ...]) -> None:
+        super().__init__(
+            fields[0],
+            f"Unknown config field: {', '.join(fields)} (known: {', '.join(known)})",
+        )
+        self.fields = fields
+
+
+class InvalidConfigValue(ConfigError):
+    """A value the setting cannot take (wrong type, out of range)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, f"Invalid config value: {reason}")
+        self.reason = reason
+
+
+class ConfigLimitWidened(ConfigError):
+    """A safety limit asked to grow after a node started: limits only tighten then."""
+
+    def __init__(self, field: str, current: object, requested: object) -> None:
+        super().__init__(
+            field,
+            f"Config limit cannot be widened after start: {field} is {current}, "
+            f"asked for {requested} (a limit may only be tightened once a node has started)",
+        )
+        self.current = current
+        self.requested = requested
+
+
+class ConfigSettingFixed(ConfigError):
+    """A setting that only takes effect when a node starts, changed after one did."""
+
+    def __init__(self, field: str, current: object, requested: object) -> None:
+        super().__init__(
+            field,
+            f"Config setting is fixed after start: {field} is {current}, asked for "
+            f"{requested} (it is read when a node starts and cannot change afterwards)",
+        )
+        self.current = current
+        self.requested = requested
+
+
+def config_error_to_string(err: ConfigError) -> str:
+    """The wording for a refused configuration change."""
+    return err.to_string()
 
 
 def start_error_to_string(err: StartError) -> str:

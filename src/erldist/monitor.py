@@ -5,6 +5,17 @@ handled one at a time, so every subscriber sees events in the order they
 happened. Here one dispatcher thread per monitor plays the actor. Publishing
 only enqueues, so a node's event loop never waits for, or runs, subscriber
 code; a slow callable delays the others, which is the price of one order.
+
+Order promised: each subscriber gets events in the order they happened, and
+every subscriber is handed an event before any is handed the next one. Among
+subscribers, an event is handed over in subscription order, oldest first (the
+seed goes newest first; code should depend on neither).
+
+Scope: by default a subscriber gets events of visible peers only, exactly the
+nodes ``nodes()`` lists, as ``net_kernel:monitor_nodes(true)`` does. Hidden
+peers (remote shells, erldist's one-shot commands) are reported only to a
+subscriber that asks with ``node_type="hidden"`` or ``"all"``, as
+``monitor_nodes(true, [{node_type, all}])`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from collections.abc import Callable
 from typing import Generic, TypeAlias, TypeVar
 
 from erldist.errors import ErldistError
-from erldist.events import ClusterEvent, NodeDown, NodeUp
+from erldist.events import ClusterEvent, NodeDown, NodeTypes, NodeUp, check_node_types, wanted
 
 __all__ = ["ClusterMonitor", "Listener", "Subject", "SubjectClosed"]
 
@@ -169,9 +180,12 @@ class _Subscription:
     """One subscribed listener. A Subject is held weakly: once nothing else
     references it nobody can read it, so it counts as dead and is pruned."""
 
-    __slots__ = ("_callback", "_subject")
+    __slots__ = ("_callback", "_subject", "node_types")
 
-    def __init__(self, listener: Listener, on_dead: Callable[[], object]) -> None:
+    def __init__(
+        self, listener: Listener, node_types: NodeTypes, on_dead: Callable[[], object]
+    ) -> None:
+        self.node_types = node_types
         self._subject: weakref.ref[Subject[ClusterEvent]] | None = None
         self._callback: Callable[[ClusterEvent], object] | None = None
         if isinstance(listener, Subject):
@@ -260,6 +274,7 @@ class ClusterMonitor:
     callables run on the monitor's dispatcher thread, never on the
     publisher's. Subscribing twice is ignored; a closed or dead Subject is
     pruned when found; a raising callable is logged and stays subscribed.
+    Scope and order: see the module docstring.
     """
 
     def __init__(self, diagnostic: Callable[[object], object] | None = None) -> None:
@@ -272,15 +287,20 @@ class ClusterMonitor:
         self._thread.start()
         self._stop = weakref.finalize(self, self._inbox.put, None)
 
-    def subscribe(self, listener: Listener) -> None:
-        """Deliver every later event to ``listener``; no-op if already subscribed or closed."""
+    def subscribe(self, listener: Listener, *, node_type: NodeTypes = "visible") -> None:
+        """Deliver every later event to ``listener``; no-op if already subscribed or closed.
+
+        ``node_type`` is which peers' events it gets: "visible" (the default,
+        the nodes ``nodes()`` lists), "hidden", or "all".
+        """
+        node_type = check_node_types(node_type)
         with self._subs.lock:
             self._subs.prune_locked()
             if self._subs.closed or any(s.is_for(listener) for s in self._subs.entries):
                 return
             if isinstance(listener, Subject) and listener.closed:
                 return
-            self._subs.entries.append(_Subscription(listener, self._subs.prune))
+            self._subs.entries.append(_Subscription(listener, node_type, self._subs.prune))
 
     def unsubscribe(self, listener: Listener) -> None:
         """Stop delivering to ``listener``; no-op if it is not subscribed."""
@@ -303,9 +323,11 @@ class ClusterMonitor:
                 log.debug("monitor got an unknown message: %r", event)
             return
         with self._subs.lock:
-            if self._subs.closed or not self._subs.entries:
+            if self._subs.closed:
                 return
-            self._inbox.put((event, tuple(self._subs.entries)))
+            targets = tuple(s for s in self._subs.entries if wanted(event, s.node_types))
+            if targets:
+                self._inbox.put((event, targets))
 
     def close(self) -> None:
         """Drop all subscribers and undelivered events and end the dispatcher; idempotent.

@@ -24,6 +24,7 @@ from erldist.errors import ErldistError
 
 __all__ = [
     "MAX_BYTES",
+    "MAX_LEARNED",
     "AtomBudget",
     "BudgetSite",
     "CookieFormatError",
@@ -37,6 +38,8 @@ __all__ = [
 
 #: Longest node name or cookie, in UTF-8 bytes.
 MAX_BYTES = 255
+#: Most names of peers that connected in that are remembered as known.
+MAX_LEARNED = 16_384
 
 # Complements of the seed's charsets, on bytes so that str-only notions of
 # "digit" or "word" (Arabic-Indic digits, accented letters) never slip in.
@@ -156,12 +159,14 @@ class AtomBudget:
 
     ``charge`` holds a lock while it checks and records, so threads racing for
     the last units never over-admit; it never awaits, so asyncio tasks cannot
-    interleave inside it either. The known set never grows past the budget.
+    interleave inside it either. The known set never grows past the budget,
+    and the names learned from peers that connected in never past ``MAX_LEARNED``.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._known: set[bytes] = set()
+        self._learned: set[bytes] = set()
 
     def charge(self, text: str, *, where: BudgetSite, kind: InputKind) -> bool:
         """Admit ``text``: free if already known, else one unit of the budget.
@@ -171,7 +176,7 @@ class AtomBudget:
         """
         key = _key(text)
         with self._lock:
-            if key in self._known:
+            if key in self._known or key in self._learned:
                 return True
             if len(self._known) < config.get().max_distribution_atoms:
                 self._known.add(key)
@@ -180,11 +185,25 @@ class AtomBudget:
         telemetry.emit(telemetry.AtomBudgetExhausted(text, where, kind))
         return False
 
+    def learn(self, name: str) -> None:
+        """Remember the name of a peer that connected in, without charging it.
+
+        In a BEAM the incoming connection has interned that node's atom, so
+        the seed's ``connect``/``ping`` of it create nothing and cost nothing,
+        even with the budget spent. Only authenticated peers get here; past
+        ``MAX_LEARNED`` names a new one is not remembered (it is charged like
+        any fresh name if it is later pinged).
+        """
+        key = _key(name)
+        with self._lock:
+            if key not in self._known and len(self._learned) < MAX_LEARNED:
+                self._learned.add(key)
+
     def known(self, text: str) -> bool:
-        """Whether ``text`` was admitted before (and so costs nothing now)."""
+        """Whether ``text`` was admitted or learned before (and so costs nothing now)."""
         key = _key(text)
         with self._lock:
-            return key in self._known
+            return key in self._known or key in self._learned
 
     @property
     def used(self) -> int:

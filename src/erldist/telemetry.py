@@ -1,14 +1,22 @@
 """Machine-readable events about what a node did, for metrics and alerting.
 
 Logging tells a human what happened; telemetry hands a program a typed event
-it can count or route. Handlers run synchronously, in attach order, on the
-thread that emitted (often a node's event loop), so they should be quick. A
-handler that raises is logged and skipped: observing a node must never break it.
+it can count or route. Observing a node must never slow or break it, so
+``emit`` only enqueues: handlers run on one telemetry thread, never on a
+node's event loop, and a slow handler delays only later handlers. Events are
+handled one at a time, in the order they were emitted, each by the handlers
+attached when it was emitted, in attach order. The queue is bounded: when
+handlers fall that far behind, new events are dropped and counted
+(``dropped()``) rather than let memory grow. ``flush`` waits until everything
+emitted so far has been handled. A handler that raises is logged (a warning
+with the handler and the stack, never the event, which may name nodes) and
+keeps being called.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +48,9 @@ __all__ = [
     "TelemetryEvent",
     "attach",
     "detach",
+    "dropped",
     "emit",
+    "flush",
 ]
 
 log = logging.getLogger("erldist.telemetry")
@@ -200,9 +210,17 @@ TelemetryEvent: TypeAlias = (
 )
 Handler: TypeAlias = Callable[[TelemetryEvent], object]
 
+#: Events waiting for the telemetry thread, at most.
+MAX_QUEUED = 10_000
+
 _lock = threading.Lock()
-# Replaced, never mutated: emit iterates a snapshot without taking the lock.
+# Replaced, never mutated: emit takes a snapshot without taking the lock.
 _handlers: tuple[Handler, ...] = ()
+# An event with the handlers to run, or an Event set once all before it are handled.
+_Item: TypeAlias = tuple[TelemetryEvent, tuple[Handler, ...]] | threading.Event
+_queue: queue.Queue[_Item] = queue.Queue(MAX_QUEUED)
+_thread: threading.Thread | None = None
+_dropped = 0
 
 
 def attach(handler: Handler) -> None:
@@ -221,9 +239,65 @@ def detach(handler: Handler) -> None:
 
 
 def emit(event: TelemetryEvent) -> None:
-    """Hand ``event`` to every handler attached when the call starts, in attach order."""
-    for handler in _handlers:
-        try:
-            handler(event)
-        except Exception:
-            log.exception("telemetry handler %r failed on %r", handler, event)
+    """Queue ``event`` for every handler attached now; never blocks, never raises."""
+    global _dropped
+    handlers = _handlers
+    if not handlers:
+        return
+    _ensure_thread()
+    try:
+        _queue.put_nowait((event, handlers))
+    except queue.Full:
+        with _lock:
+            _dropped += 1
+            count = _dropped
+        if count == 1 or count % 1000 == 0:
+            log.warning("telemetry handlers are %d events behind: %d event(s) dropped so far",
+                        MAX_QUEUED, count)
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until every event emitted before this call has been handled.
+
+    True when done, False if ``timeout`` passed first. Called from a handler
+    it returns False at once: the thread cannot wait for itself.
+    """
+    if threading.current_thread() is _thread:
+        return False
+    _ensure_thread()
+    done = threading.Event()
+    try:
+        _queue.put(done, timeout=timeout)
+    except queue.Full:
+        return False
+    return done.wait(timeout)
+
+
+def dropped() -> int:
+    """Events dropped because the queue was full, over the process's life."""
+    return _dropped
+
+
+def _ensure_thread() -> None:
+    global _thread
+    if _thread is not None and _thread.is_alive():
+        return
+    with _lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_run, name="erldist-telemetry", daemon=True)
+            _thread.start()
+
+
+def _run() -> None:
+    while True:
+        item = _queue.get()
+        if isinstance(item, threading.Event):
+            item.set()
+            continue
+        event, handlers = item
+        for handler in handlers:
+            try:
+                handler(event)
+            except Exception:
+                log.warning("telemetry handler %r failed on a %s event", handler,
+                            type(event).__name__, exc_info=True)

@@ -255,20 +255,24 @@ def test_atom_budget_guards_connect_ping_and_start(
         "Atom budget exceeded (raise config.max_distribution_atoms)"
     )
     assert not atom_budget().known(second)
+    assert telemetry.flush()
     connect_event = budget_events[-1]
     assert connect_event.attempted_input == second
     assert connect_event.where is BudgetSite.CONNECT
 
     assert cluster.ping(third) is False
+    assert telemetry.flush()
     ping_event = budget_events[-1]
     assert ping_event.attempted_input == third
     assert ping_event.where is BudgetSite.PING
     assert cluster.ping(known) is False  # known names cost nothing: the network answers
+    assert telemetry.flush()
     assert len(budget_events) == 2
 
     cluster.stop_node()
     with pytest.raises(StartAtomBudgetExceeded):
         cluster.start_node(fresh(), COOKIE, epmd_port=epmd.port)
+    assert telemetry.flush()
     assert budget_events[-1].kind is InputKind.NODE_NAME
     secret = "fresh_secret_cookie_" + unique_name("k")
     with pytest.raises(StartAtomBudgetExceeded) as exhausted:
@@ -276,6 +280,7 @@ def test_atom_budget_guards_connect_ping_and_start(
     assert cluster.start_error_to_string(exhausted.value) == (
         "Atom budget exceeded (raise config.max_distribution_atoms)"
     )
+    assert telemetry.flush()
     event = budget_events[-1]
     assert event.attempted_input == secret and event.kind is InputKind.COOKIE
     assert event.where is BudgetSite.START_NODE

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from erldist import telemetry
+from erldist.config import Config
 from erldist.runtime.node import Node
 from erldist.runtime.peers import MAX_HANDSHAKES
 from tests.support.aio import run, wait_for
@@ -74,3 +76,33 @@ def test_handshake_flood_is_capped_and_the_node_recovers(epmd: EpmdProcess) -> N
             await node.stop()
 
     run(body())
+
+
+def test_a_stalled_partial_handshake_is_cut_off_at_the_deadline(epmd: EpmdProcess) -> None:
+    rejected: list[telemetry.HandshakeRejected] = []
+
+    def record(event: telemetry.TelemetryEvent) -> None:
+        if isinstance(event, telemetry.HandshakeRejected):
+            rejected.append(event)
+
+    async def body() -> None:
+        node = await Node.start(f"{unique_name('h')}@127.0.0.1", COOKIE, epmd_port=epmd.port,
+                                embedded_epmd=False, config=Config(connect_timeout=1.0))
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.port)
+            # A send_name frame announced as 32 bytes, of which 5 arrive: then silence.
+            # Nothing but the handshake deadline can end this connection.
+            writer.write(b"\x00\x20N\x00\x00\x00\x00")
+            await writer.drain()
+            assert await closed_by_peer(reader, timeout=20)
+            writer.close()
+        finally:
+            await node.stop()
+
+    telemetry.attach(record)
+    try:
+        run(body())
+        assert telemetry.flush()
+    finally:
+        telemetry.detach(record)
+    assert [event.reason.split(":")[0] for event in rejected] == ["TIMED_OUT"]

@@ -138,6 +138,7 @@ def test_wrong_cookie_fails_both_ways_and_leaves_nothing_open(
     try:
         run(body())
     finally:
+        assert telemetry.flush()
         telemetry.detach(record)
     reasons = [event.reason for event in rejected]
     assert any(r.startswith("BAD_COOKIE") for r in reasons), reasons

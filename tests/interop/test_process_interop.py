@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from erldist import Atom, Down, Exit, Node, Pid, Process, ProcessExited
+from erldist import Atom, DecodeLimits, Down, Exit, Node, Pid, Process, ProcessExited, telemetry
+from erldist.config import Config
 from erldist.errors import CallTargetDown, CallTimeout
 from tests.support import pypeer
 from tests.support.aio import wait_for
@@ -435,3 +436,48 @@ async def test_calls_from_python_fail_fast_for_missing_targets_and_time_out_clea
     finally:
         await py.stop()
 
+
+
+async def test_the_decode_caps_and_the_drop_policy_are_the_users_to_set(
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode]
+) -> None:
+    e = start_erl(erl_nodes, release, epmd)
+    dropped: list[telemetry.MessageDropped] = []
+
+    def record(event: telemetry.TelemetryEvent) -> None:
+        if isinstance(event, telemetry.MessageDropped):
+            dropped.append(event)
+
+    telemetry.attach(record)
+    default = await start_py(epmd)
+    roomy = await Node.start(f"{unique_name('py')}@127.0.0.1", COOKIE, epmd_port=epmd.port,
+                             embedded_epmd=False,
+                             config=Config(decode_limits=DecodeLimits(max_elements=3_000_000)))
+    try:
+        big = "lists:seq(1, 1500000)"  # 1.5 M elements: over the default cap of 1 M
+        for node in (default, roomy):
+            box = node.process("big")
+            await erl(e, f"{{big, '{node.name}'}} ! {big}, {{big, '{node.name}'}} ! done_big, ok.")
+            first = await box.receive(60)
+            if node is default:
+                assert first == Atom("done_big")
+                conn = node.connection(e.name)
+                assert conn is not None and conn.dropped == 1
+            else:
+                assert isinstance(first, list) and len(first) == 1_500_000
+                assert await box.receive(10) == Atom("done_big")
+        # The drop policy: a bound of 50, 200 messages, the rest refused and counted.
+        small = default.process("small", maxsize=50, overflow="drop")
+        await erl(e, f"[{{small, '{default.name}'}} ! I || I <- lists:seq(1, 200)], "
+                     f"{{big, '{default.name}'}} ! sent, ok.")
+        big_box = default.router.lookup(Atom("big"))
+        assert big_box is not None and await big_box.receive(30) == Atom("sent")
+        assert len(small.mailbox) == 50 and small.mailbox.dropped == 150
+        assert [await small.receive(0) for _ in range(50)] == list(range(1, 51))
+        telemetry.flush()
+        reasons = [d.reason for d in dropped]
+        assert reasons.count("undecodable") == 1 and reasons.count("mailbox_full") == 150
+    finally:
+        telemetry.detach(record)
+        await default.stop()
+        await roomy.stop()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from erldist import config, telemetry
+from erldist import config, names, telemetry
 from erldist.names import AtomBudget, BudgetSite, InputKind, atom_budget
 from erldist.telemetry import AtomBudgetExhausted, TelemetryEvent
 
@@ -78,10 +78,12 @@ def test_exhaustion_refuses_and_reports_the_input_and_site(
     budget = AtomBudget()
     for name in ("a@h", "b@h", "c@h"):
         assert budget.charge(name, where=BudgetSite.CONNECT, kind=NAME)
+    assert telemetry.flush()
     assert exhausted == []
     assert not budget.charge("d@h", where=BudgetSite.PING, kind=NAME)
     assert budget.used == 3
     assert not budget.known("d@h")  # a refused call interns nothing
+    assert telemetry.flush()
     assert exhausted == [AtomBudgetExhausted("d@h", BudgetSite.PING, NAME)]
 
 
@@ -91,6 +93,7 @@ def test_known_text_stays_free_after_exhaustion(exhausted: list[AtomBudgetExhaus
     assert budget.charge("a@h", where=BudgetSite.CONNECT, kind=NAME)
     assert not budget.charge("b@h", where=BudgetSite.CONNECT, kind=NAME)
     assert budget.charge("a@h", where=BudgetSite.CONNECT, kind=NAME)
+    assert telemetry.flush()
     assert len(exhausted) == 1
 
 
@@ -101,6 +104,7 @@ def test_each_refusal_is_reported(exhausted: list[AtomBudgetExhausted]) -> None:
     assert not budget.charge("b@h", where=BudgetSite.CONNECT, kind=NAME)
     assert not budget.charge("b@h", where=BudgetSite.CONNECT, kind=NAME)
     assert not budget.charge("cookie", where=BudgetSite.START_NODE, kind=COOKIE)
+    assert telemetry.flush()
     assert [(e.attempted_input, e.where, e.kind) for e in exhausted] == [
         ("b@h", BudgetSite.CONNECT, NAME),
         ("b@h", BudgetSite.CONNECT, NAME),
@@ -113,6 +117,7 @@ def test_a_refused_cookie_is_redacted_in_the_event(exhausted: list[AtomBudgetExh
     budget = AtomBudget()
     budget.charge("a@h", where=BudgetSite.START_NODE, kind=NAME)
     assert not budget.charge("HushHushCookie", where=BudgetSite.START_NODE, kind=COOKIE)
+    assert telemetry.flush()
     [event] = exhausted
     assert event.attempted_input == "HushHushCookie"
     assert "HushHushCookie" not in repr(event) and "HushHushCookie" not in str(event)
@@ -166,6 +171,7 @@ def test_a_handler_may_charge_while_handling_exhaustion() -> None:
         assert not budget.charge("b@h", where=BudgetSite.CONNECT, kind=NAME)
     finally:
         telemetry.detach(handler)
+    assert telemetry.flush()
     assert inner == [True]  # no deadlock: the event is emitted outside the lock
 
 
@@ -211,6 +217,7 @@ def test_racing_threads_never_over_admit(exhausted: list[AtomBudgetExhausted]) -
     assert budget.used == limit
     assert all(budget.known(text) for text in admitted)
     assert not any(budget.known(text) for text in refused)
+    assert telemetry.flush()
     assert sorted(e.attempted_input for e in exhausted) == sorted(refused)
 
 
@@ -231,6 +238,7 @@ def test_racing_for_the_very_last_unit_admits_exactly_one(
     results = race(budget, [[f"solo{t}@h"] for t in range(threads)])
     assert sum(row[0] for row in results) == 1
     assert budget.used == 1
+    assert telemetry.flush()
     assert len(exhausted) == threads - 1
 
 
@@ -260,3 +268,23 @@ def test_tasks_on_several_loops_never_over_admit() -> None:
     assert sum(sum(row) for row in results) == limit
     assert sum(len(row) for row in results) == loops * tasks
     assert budget.used == limit
+
+
+def test_a_peer_that_connected_in_is_known_and_costs_nothing() -> None:
+    config.configure(max_distribution_atoms=1)
+    budget = AtomBudget()
+    assert budget.charge("me@h", where=BudgetSite.START_NODE, kind=NAME)  # budget spent
+    budget.learn("caller@h")  # its connection came in: its atom exists
+    assert budget.known("caller@h")
+    assert budget.charge("caller@h", where=BudgetSite.PING, kind=NAME)
+    assert budget.used == 1
+    assert not budget.charge("other@h", where=BudgetSite.PING, kind=NAME)
+
+
+def test_learned_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(names, "MAX_LEARNED", 3)
+    budget = AtomBudget()
+    for i in range(5):
+        budget.learn(f"peer{i}@h")
+    assert [budget.known(f"peer{i}@h") for i in range(5)] == [True, True, True, False, False]
+    assert budget.used == 0

@@ -410,6 +410,7 @@ def test_a_subject_without_an_erlang_form_is_invalid_value(subject: WireSubject)
 def test_a_payload_of_exactly_the_cap_is_sent(events: list[telemetry.TelemetryEvent]) -> None:
     config.configure(max_payload_size_bytes=8)
     assert encode_payload(INT, 1, where=PayloadSite.SEND) == INT.encode(1)
+    telemetry.flush()
     assert events == []
 
 
@@ -422,6 +423,7 @@ def test_a_payload_over_the_cap_is_refused_and_reported(
     assert caught.value.size == 9
     assert isinstance(caught.value, CodecEncodeError)
     assert isinstance(caught.value, CodecDecodeError)
+    telemetry.flush()
     assert events == [telemetry.PayloadRejected(9, 8, PayloadSite.REPLY)]
 
 
@@ -430,6 +432,7 @@ def test_an_encode_error_is_raised_without_telemetry(
 ) -> None:
     with pytest.raises(ValueTooLarge):
         encode_payload(INT, 2**64, where=PayloadSite.SEND)
+    telemetry.flush()
     assert events == []
 
 
@@ -447,6 +450,7 @@ def test_a_received_payload_over_the_cap_is_not_decoded(
     config.configure(max_payload_size_bytes=7)
     with pytest.raises(PayloadTooLarge, match="Payload too large: 8 bytes"):
         decode_payload(INT, INT.encode(1), where=where)
+    telemetry.flush()
     assert events == [telemetry.PayloadRejected(8, 7, size_site)]
 
 
@@ -458,6 +462,7 @@ def test_a_received_payload_that_fails_to_decode_is_reported(
         decode_payload(INT, INT.encode(3) + b"\x00", where=DecodeSite.ACTOR_INBOUND)
     with pytest.raises(InvalidBinary):
         decode_payload(INT, 42, where=DecodeSite.CALL_REPLY)
+    telemetry.flush()
     assert events == [
         telemetry.DecodeFailed(
             "Invalid binary: trailing bytes (1) at top level", DecodeSite.ACTOR_INBOUND

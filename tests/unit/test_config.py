@@ -128,7 +128,7 @@ def configure_error(**changes: object) -> str:
 
 def test_unknown_field_is_named() -> None:
     text = configure_error(max_atoms=5)
-    assert "unknown config field(s) max_atoms" in text
+    assert "Unknown config field: max_atoms" in text
     assert "max_distribution_atoms" in text  # the known ones are listed
 
 
@@ -151,7 +151,7 @@ def test_several_unknown_fields_are_all_named() -> None:
     ],
 )
 def test_int_fields_are_validated(field: str, value: object, message: str) -> None:
-    assert configure_error(**{field: value}) == f"{field} {message}"
+    assert configure_error(**{field: value}) == f"Invalid config value: {field} {message}"
 
 
 @pytest.mark.parametrize("field", FLOAT_FIELDS)
@@ -170,7 +170,7 @@ def test_int_fields_are_validated(field: str, value: object, message: str) -> No
     ],
 )
 def test_float_fields_are_validated(field: str, value: object, message: str) -> None:
-    assert configure_error(**{field: value}).startswith(f"{field} {message}")
+    assert configure_error(**{field: value}).startswith(f"Invalid config value: {field} {message}")
 
 
 @pytest.mark.parametrize("value", [0.5, 3600.5, 86_400])
@@ -237,3 +237,84 @@ def test_concurrent_configures_of_different_fields_lose_nothing() -> None:
     assert errors == []
     final = config.get()
     assert all(getattr(final, f) == float(rounds) for f in fields)
+
+
+# --- after a node has started -----------------------------------------------------------
+
+
+def test_before_any_start_limits_may_grow() -> None:
+    assert not config.started()
+    config.configure(max_distribution_atoms=5)
+    assert config.configure(max_distribution_atoms=50_000).max_distribution_atoms == 50_000
+
+
+@pytest.mark.parametrize("field", sorted(config.LIMITS - {"decode_limits"}))
+def test_after_start_a_limit_tightens_but_never_widens(field: str) -> None:
+    config.configure(**{field: 100})
+    config.mark_started()
+    assert getattr(config.configure(**{field: 50}), field) == 50
+    assert getattr(config.configure(**{field: 50}), field) == 50  # unchanged is fine
+    with pytest.raises(config.ConfigLimitWidened) as caught:
+        config.configure(**{field: 51})
+    err = caught.value
+    assert (err.field, err.current, err.requested) == (field, 50, 51)
+    assert isinstance(err, ConfigError) and isinstance(err, ValueError)
+    assert config.config_error_to_string(err) == (
+        f"Config limit cannot be widened after start: {field} is 50, asked for 51 "
+        "(a limit may only be tightened once a node has started)"
+    )
+    assert getattr(config.get(), field) == 50
+
+
+def test_after_start_decode_limits_tighten_field_by_field() -> None:
+    config.mark_started()
+    tighter = DecodeLimits(max_depth=100, max_elements=2_000_000)
+    with pytest.raises(config.ConfigLimitWidened):
+        config.configure(decode_limits=tighter)  # one field wider is a widening
+    tighter = DecodeLimits(max_depth=100)
+    assert config.configure(decode_limits=tighter).decode_limits == tighter
+    with pytest.raises(config.ConfigLimitWidened):
+        config.configure(decode_limits=DecodeLimits())
+
+
+def test_after_start_a_start_time_setting_is_fixed() -> None:
+    config.mark_started()
+    assert config.configure(net_ticktime=60).net_ticktime == 60.0  # the same value is fine
+    with pytest.raises(config.ConfigSettingFixed) as caught:
+        config.configure(net_ticktime=30)
+    assert caught.value.field == "net_ticktime"
+    assert config.config_error_to_string(caught.value).startswith(
+        "Config setting is fixed after start: net_ticktime is 60.0, asked for 30.0"
+    )
+
+
+def test_after_start_other_settings_change_freely() -> None:
+    config.mark_started()
+    cfg = config.configure(health_timeout=30.0, ping_timeout=0.5, connect_timeout=20.0,
+                           start_timeout=1.0)
+    assert (cfg.health_timeout, cfg.ping_timeout) == (30.0, 0.5)
+
+
+def test_reset_forgets_the_start_for_tests() -> None:
+    config.mark_started()
+    config.configure(max_distribution_atoms=10)
+    config.reset()
+    assert not config.started()
+    assert config.configure(max_distribution_atoms=20).max_distribution_atoms == 20
+    assert "tests only" in (config.reset.__doc__ or "")
+
+
+def test_every_config_error_is_typed_and_names_its_field() -> None:
+    with pytest.raises(config.UnknownConfigField) as unknown:
+        config.configure(zeta=1, alpha=2)
+    assert unknown.value.fields == ("alpha", "zeta") and unknown.value.field == "alpha"
+    assert config.config_error_to_string(unknown.value).startswith(
+        "Unknown config field: alpha, zeta (known: "
+    )
+    with pytest.raises(config.InvalidConfigValue) as invalid:
+        config.configure(health_timeout=-1)
+    assert invalid.value.field == "health_timeout"
+    assert invalid.value.reason == "health_timeout must be a finite number > 0, got -1"
+    assert config.config_error_to_string(invalid.value) == (
+        "Invalid config value: health_timeout must be a finite number > 0, got -1"
+    )

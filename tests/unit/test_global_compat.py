@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
+from erldist.config import Config
 from erldist.errors import ConnectFailed
 from erldist.events import ClusterEvent, NodeDown, NodeUp
 from erldist.protocol import control, signals
 from erldist.protocol.flags import DFlag
 from erldist.runtime.global_compat import GLOBAL_NAME_SERVER, GlobalCompat
-from erldist.runtime.mailbox import Overflow
 from erldist.runtime.router import Router
 from erldist.term.types import Atom, ImproperList, Pid, Reference
 
@@ -86,7 +86,7 @@ class FakeNode:
         self.atom = ME
         self.name = str(ME)
         self.conns: dict[str, FakeConn] = {}
-        self.router = Router(self.name, 5, self, mailbox_maxsize=100, overflow=Overflow.BLOCK)
+        self.router = Router(self.name, 5, self, settings=lambda: Config(mailbox_maxsize=100))
         self.peers = FakePeers(self)
         self.hidden: set[str] = set()
         self.unreachable: set[str] = set()

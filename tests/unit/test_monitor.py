@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from erldist import cluster
 from erldist.events import ClusterEvent, NodeDown, NodeUp
 from erldist.monitor import ClusterMonitor, Subject, SubjectClosed
 
@@ -615,3 +616,58 @@ def test_unknown_messages_reach_the_diagnostic_hook() -> None:
     assert inbox.receive(timeout=DEADLINE) == NodeUp("a@h")
     assert seen == [("strange", 1)]
     monitor.close()
+
+
+# --- scope and order ---------------------------------------------------------------------
+
+
+def test_subscribers_get_visible_peers_unless_they_ask_for_more(monitor: ClusterMonitor) -> None:
+    default: Subject[ClusterEvent] = Subject()
+    hidden_only: Subject[ClusterEvent] = Subject()
+    everything: Subject[ClusterEvent] = Subject()
+    monitor.subscribe(default)
+    monitor.subscribe(hidden_only, node_type="hidden")
+    monitor.subscribe(everything, node_type="all")  # subscribed last: sees delivery end
+    sent: list[ClusterEvent] = [
+        NodeUp("shell@h", node_type="hidden"),
+        NodeUp("peer@h"),
+        NodeDown("shell@h", "closed", node_type="hidden"),
+        NodeDown("peer@h", "closed"),
+    ]
+    for event in sent:
+        monitor.publish(event)
+    assert drain(everything, 4) == sent
+    assert drain(default, 2) == [sent[1], sent[3]]
+    assert drain(hidden_only, 2) == [sent[0], sent[2]]
+    assert len(default) == len(hidden_only) == 0
+
+
+def test_an_unknown_node_type_is_refused(monitor: ClusterMonitor) -> None:
+    with pytest.raises(ValueError, match="node_type must be"):
+        monitor.subscribe(Subject(), node_type="everything")  # type: ignore[arg-type]
+    assert monitor.subscribers == 0
+
+
+def test_each_event_reaches_every_subscriber_before_the_next_in_subscription_order(
+    monitor: ClusterMonitor,
+) -> None:
+    calls: list[tuple[str, ClusterEvent]] = []
+    last: Subject[ClusterEvent] = Subject()
+    monitor.subscribe(lambda event: calls.append(("first", event)))
+    monitor.subscribe(lambda event: calls.append(("second", event)))
+    monitor.subscribe(last)
+    sent = events(3)
+    for event in sent:
+        monitor.publish(event)
+    drain(last, 3)
+    assert calls == [(tag, event) for event in sent for tag in ("first", "second")]
+
+
+def test_cluster_start_monitor_takes_the_diagnostic_hook() -> None:
+    seen: list[object] = []
+    mon = cluster.start_monitor(diagnostic=seen.append)
+    try:
+        mon.publish(("strange", 1))  # type: ignore[arg-type]
+        assert seen == [("strange", 1)]
+    finally:
+        mon.close()

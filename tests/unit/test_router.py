@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from erldist.config import Config
 from erldist.errors import ConnectFailed, NameTaken, NoProcess, NotRegistered, ProcessExited
 from erldist.protocol import signals
-from erldist.runtime.mailbox import Overflow
 from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
 from erldist.runtime.router import Router
 from erldist.term.types import Atom, Pid
@@ -61,7 +61,7 @@ class Net:
 
 def make() -> tuple[Router, Net]:
     net = Net()
-    return Router(ME, 9, net, mailbox_maxsize=1000, overflow=Overflow.BLOCK), net
+    return Router(ME, 9, net, settings=lambda: Config(mailbox_maxsize=1000)), net
 
 
 def queued(proc: Process) -> list[Any]:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from erldist import events, telemetry
+from erldist.events import NodeUp
 from erldist.names import BudgetSite, InputKind
 from erldist.telemetry import (
     AtomBudgetExhausted,
@@ -46,6 +47,7 @@ def test_handlers_run_in_attach_order(attached: Callable[[Handler], Handler]) ->
         attached(tagged(tag))
     event = EpmdFallback("embedded EPMD started")
     telemetry.emit(event)
+    assert telemetry.flush()
     assert calls == [("a", event), ("b", event), ("c", event)]
 
 
@@ -60,8 +62,9 @@ def test_a_raising_handler_is_logged_and_the_rest_still_run(
     attached(broken)
     attached(seen.append)
     event = ConnectAttemptFailed("b@h", "refused")
-    with caplog.at_level(logging.ERROR, logger="erldist.telemetry"):
+    with caplog.at_level(logging.WARNING, logger="erldist.telemetry"):
         telemetry.emit(event)  # does not raise
+        assert telemetry.flush()
     assert seen == [event]
     [record] = [r for r in caplog.records if r.name == "erldist.telemetry"]
     assert record.exc_info is not None
@@ -80,6 +83,7 @@ def test_a_handler_raising_every_time_keeps_being_called(
     attached(broken)
     telemetry.emit(EpmdFallback("one"))
     telemetry.emit(EpmdFallback("two"))
+    assert telemetry.flush()
     assert [e for e in calls if isinstance(e, EpmdFallback)] == [
         EpmdFallback("one"),
         EpmdFallback("two"),
@@ -92,6 +96,7 @@ def test_detach_stops_calls(attached: Callable[[Handler], Handler]) -> None:
     telemetry.emit(EpmdFallback("before"))
     telemetry.detach(handler)
     telemetry.emit(EpmdFallback("after"))
+    assert telemetry.flush()
     assert seen == [EpmdFallback("before")]
 
 
@@ -104,6 +109,7 @@ def test_attaching_twice_calls_once(attached: Callable[[Handler], Handler]) -> N
     attached(seen.append)
     attached(seen.append)  # an equal bound method: the same handler
     telemetry.emit(EpmdFallback("x"))
+    assert telemetry.flush()
     assert seen == [EpmdFallback("x")]
 
 
@@ -117,8 +123,10 @@ def test_a_handler_attached_during_emit_sees_only_later_events(
 
     attached(attach_another)
     telemetry.emit(EpmdFallback("first"))
+    assert telemetry.flush()
     assert late == []
     telemetry.emit(EpmdFallback("second"))
+    assert telemetry.flush()
     assert late == [EpmdFallback("second")]
 
 
@@ -157,8 +165,9 @@ def test_a_raising_handler_on_a_cookie_event_does_not_log_the_cookie(
         raise RuntimeError("boom")
 
     attached(broken)
-    with caplog.at_level(logging.ERROR, logger="erldist.telemetry"):
+    with caplog.at_level(logging.WARNING, logger="erldist.telemetry"):
         telemetry.emit(AtomBudgetExhausted("VerySecretCookie", BudgetSite.PING, InputKind.COOKIE))
+        assert telemetry.flush()
     assert caplog.records
     assert "VerySecretCookie" not in caplog.text
 
@@ -191,5 +200,69 @@ def test_attach_detach_and_emit_from_many_threads() -> None:
         t.join(timeout=30)
         assert not t.is_alive()
     assert errors == []
+    assert telemetry.flush()
     # each thread's own handler was attached for each of its own emits, exactly once
     assert counts == [200] * len(counts)
+
+
+def test_a_raising_handler_is_a_warning_that_never_shows_the_event(
+    attached: Callable[[Handler], Handler], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: TelemetryEvent) -> None:
+        raise RuntimeError("handler bug")
+
+    attached(broken)
+    with caplog.at_level(logging.DEBUG, logger="erldist.telemetry"):
+        telemetry.emit(NodeUp("private-peer@10.9.8.7"))
+        assert telemetry.flush()
+    [record] = [r for r in caplog.records if r.name == "erldist.telemetry"]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+    assert "broken" in record.getMessage()  # the handler is named...
+    assert "private-peer" not in caplog.text  # ...the event's payload never is
+
+
+def test_a_slow_handler_never_holds_up_the_emitter(
+    attached: Callable[[Handler], Handler],
+) -> None:
+    release = threading.Event()
+    seen: list[TelemetryEvent] = []
+
+    def slow(event: TelemetryEvent) -> None:
+        release.wait(30)
+        seen.append(event)
+
+    attached(slow)
+    emitted_on = threading.current_thread()
+    ran_on: list[threading.Thread] = []
+    attached(lambda event: ran_on.append(threading.current_thread()))
+    telemetry.emit(EpmdFallback("one"))  # returns while `slow` still waits
+    telemetry.emit(EpmdFallback("two"))
+    assert seen == []
+    release.set()
+    assert telemetry.flush()
+    assert seen == [EpmdFallback("one"), EpmdFallback("two")]
+    assert ran_on and all(t is not emitted_on for t in ran_on)
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(
+    attached: Callable[[Handler], Handler],
+) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck(event: TelemetryEvent) -> None:
+        entered.set()
+        release.wait(30)
+
+    attached(stuck)
+    before = telemetry.dropped()
+    try:
+        telemetry.emit(EpmdFallback("held"))
+        assert entered.wait(30)  # the telemetry thread is busy with it
+        for i in range(telemetry.MAX_QUEUED + 5):
+            telemetry.emit(EpmdFallback(str(i)))  # never blocks
+        assert telemetry.dropped() - before >= 5
+    finally:
+        release.set()
+    assert telemetry.flush(30)

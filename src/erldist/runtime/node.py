@@ -33,7 +33,15 @@ from erldist.errors import (
     StartAtomBudgetExceeded,
     StartFailed,
 )
-from erldist.events import ClusterEvent, NodeDown, NodeUp
+from erldist.events import (
+    ClusterEvent,
+    NodeDown,
+    NodeType,
+    NodeTypes,
+    NodeUp,
+    check_node_types,
+    wanted,
+)
 from erldist.health import ClusterHealth
 from erldist.names import (
     BudgetSite,
@@ -71,12 +79,14 @@ _YES = Atom("yes")
 class Node:
     """A running distribution node. Create with ``await Node.start(name, cookie)``."""
 
-    def __init__(self, name: NodeName, cookie: str, *, hidden: bool, config: Config) -> None:
+    def __init__(
+        self, name: NodeName, cookie: str, *, hidden: bool, config: Config | None
+    ) -> None:
         self._name = name
         self._name_str = str(name)
         self._cookie = cookie.encode("ascii")
         self.hidden = hidden
-        self.config = config
+        self._config = config  # None: follow the process config, read at each use
         self.loop = asyncio.get_running_loop()
         self.atom = Atom(str(name))
         self.creation = 0
@@ -120,11 +130,10 @@ class Node:
         ``connect_all=False`` is OTP's ``-connect_all false``: peers that other
         erldist nodes announce are not dialled, so no full mesh forms.
         """
-        cfg = config or config_mod.get()
         parsed = check_start(name, cookie)
-        node = cls(parsed, cookie, hidden=hidden, config=cfg)
+        node = cls(parsed, cookie, hidden=hidden, config=config)
         node._connect_all = connect_all
-        budget_s = cfg.start_timeout if timeout is None else timeout
+        budget_s = node.config.start_timeout if timeout is None else timeout
         try:
             await asyncio.wait_for(node._bring_up(listen_host, port, epmd_port, embedded_epmd),
                                    budget_s)
@@ -134,6 +143,7 @@ class Node:
         except BaseException:
             await node._teardown()
             raise
+        config_mod.mark_started()  # from now on limits may only tighten
         return node
 
     async def _bring_up(
@@ -169,16 +179,14 @@ class Node:
 
     def _wire(self) -> None:
         """Make the peer table, the router and the system services, and connect them."""
-        cfg = self.config
         identity = Identity(self._name, self._cookie,
                             flags.OUR_FLAGS | (0 if self.hidden else flags.DFlag.PUBLISHED),
                             self.creation)
-        peers = self._peers = Peers(identity, cfg, epmd_port=self._epmd_port,
+        peers = self._peers = Peers(identity, lambda: self.config, epmd_port=self._epmd_port,
                                     on_up=self._connection_up, on_down=self._connection_down,
                                     on_signal=self._on_signal)
         router = self._router = Router(self.name, self.creation, self,
-                                       mailbox_maxsize=cfg.mailbox_maxsize,
-                                       overflow=Overflow(cfg.mailbox_overflow))
+                                       settings=lambda: self.config)
         NetKernel(router)
         Rex(router)
         self._calls = CallClient(router)
@@ -198,6 +206,12 @@ class Node:
     @property
     def node_name(self) -> NodeName:
         return self._name
+
+    @property
+    def config(self) -> Config:
+        """The settings in force: the ``Config`` given to ``start``, else the
+        process's current one, read afresh at each use."""
+        return self._config if self._config is not None else config_mod.get()
 
     @property
     def is_running(self) -> bool:
@@ -241,14 +255,17 @@ class Node:
     def _connection_up(self, conn: Connection) -> None:
         peer = conn.peer_name
         assert peer is not None
-        self._publish(NodeUp(peer))
+        atom_budget().learn(peer)  # its atom exists now, as in a BEAM: ping/connect are free
+        self._publish(NodeUp(peer, node_type=_node_type(conn)))
         if conn.visible and self._mesh is not None:
             self._mesh.peer_up(peer)
 
-    def _connection_down(self, peer: str, reason: str) -> None:
+    def _connection_down(self, conn: Connection, reason: str) -> None:
+        peer = conn.peer_name
+        assert peer is not None
         if self._router is not None:
             self._router.node_down(peer)
-        self._publish(NodeDown(peer, reason))
+        self._publish(NodeDown(peer, reason, node_type=_node_type(conn)))
 
     def _on_signal(self, conn: Connection, signal: Signal) -> None:
         self.router.dispatch(signal, conn)
@@ -294,10 +311,17 @@ class Node:
             except Exception:
                 log.exception("node event listener failed")
 
-    async def events(self) -> AsyncIterator[ClusterEvent]:
-        """``async for event in node.events()``: NodeUp/NodeDown as they happen."""
+    async def events(self, node_type: NodeTypes = "visible") -> AsyncIterator[ClusterEvent]:
+        """``async for event in node.events()``: NodeUp/NodeDown as they happen,
+        of visible peers like ``nodes()`` unless ``node_type`` is "hidden" or "all"."""
+        node_type = check_node_types(node_type)
         queue: asyncio.Queue[ClusterEvent | None] = asyncio.Queue()
-        self.add_listener(queue.put_nowait)
+
+        def put(event: ClusterEvent) -> None:
+            if wanted(event, node_type):
+                queue.put_nowait(event)
+
+        self.add_listener(put)
         self._stopped.add_done_callback(lambda _f: queue.put_nowait(None))
         try:
             while True:
@@ -306,7 +330,7 @@ class Node:
                     return
                 yield event
         finally:
-            self.remove_listener(queue.put_nowait)
+            self.remove_listener(put)
 
     # --- connecting ------------------------------------------------------------------
 
@@ -501,6 +525,11 @@ class Node:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _node_type(conn: Connection) -> NodeType:
+    """Which kind of peer ``conn`` links to, for NodeUp/NodeDown (``nodes()`` lists visible)."""
+    return "visible" if conn.visible else "hidden"
 
 
 def _overflow(value: str | None) -> Overflow | None:

@@ -80,15 +80,15 @@ class Peers:
     def __init__(
         self,
         identity: Identity,
-        config: Config,
+        settings: Callable[[], Config],
         *,
         epmd_port: Callable[[], int | None],
         on_up: Callable[[Connection], None],
-        on_down: Callable[[str, str], None],
+        on_down: Callable[[Connection, str], None],
         on_signal: Callable[[Connection, Signal], None],
     ) -> None:
         self.identity = identity
-        self.config = config
+        self._settings = settings
         self.loop = asyncio.get_running_loop()
         self._epmd_port = epmd_port
         self._on_up = on_up
@@ -97,6 +97,11 @@ class Peers:
         self._peers: dict[str, Peer] = {}
         self._handshaking: set[Connection] = set()
         self.accepting = False
+
+    @property
+    def config(self) -> Config:
+        """The node's settings, read afresh at each use."""
+        return self._settings()
 
     # --- reading the table -------------------------------------------------------------
 
@@ -177,8 +182,8 @@ class Peers:
         if record is not None and record.state is PeerState.UP and record.conn is not conn:
             old = record.conn
             del self._peers[peer]
-            self._on_down(peer, "replaced")
             if old is not None:
+                self._on_down(old, "replaced")
                 old.abort("replaced")
             record = None
         if record is None:
@@ -200,7 +205,7 @@ class Peers:
         assert peer is not None
         del self._peers[peer]
         log.info("nodedown %s (%s)", peer, reason)
-        self._on_down(peer, reason)
+        self._on_down(conn, reason)
 
     def handshake_failed(self, conn: Connection, exc: HandshakeError) -> None:
         peer = conn.peer_name or "?"

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeAlias
 
 from erldist import telemetry
+from erldist.config import Config
 from erldist.errors import ConnectError, NameTaken, NoProcess, NotRegistered, ProcessExited
 from erldist.protocol.signals import (
     DemonitorSignal,
@@ -112,15 +113,13 @@ class Router:
         creation: int,
         network: Network,
         *,
-        mailbox_maxsize: int,
-        overflow: Overflow,
+        settings: Callable[[], Config],
     ) -> None:
         self.name = node_name
         self.atom = Atom(node_name)
         self.creation = creation
         self._net = network
-        self.mailbox_maxsize = mailbox_maxsize
-        self.overflow = overflow
+        self._settings = settings
         self._procs: dict[Pid, Process] = {}
         self._names: dict[Atom, Process] = {}
         self._services: dict[Pid, Service] = {}
@@ -169,7 +168,9 @@ class Router:
         trap_exit: bool = False,
     ) -> Process:
         pid = self.make_pid()
-        box = Mailbox(pid, maxsize or self.mailbox_maxsize, overflow or self.overflow)
+        cfg = self._settings()
+        box = Mailbox(pid, maxsize or cfg.mailbox_maxsize,
+                      overflow or Overflow(cfg.mailbox_overflow))
         proc = Process(self, pid, box)
         proc.trap_exit = trap_exit
         if name is not None:
