@@ -24,6 +24,7 @@ from erldist.errors import (
     ConnectError,
     ConnectFailed,
     ConnectIgnored,
+    WrongThread,
     connect_error_to_string,
     start_error_to_string,
 )
@@ -107,7 +108,7 @@ def _run(coro: Coroutine[Any, Any, T], timeout: float | None) -> T:
     loop = _ensure_loop()
     if threading.current_thread() is _thread:
         coro.close()
-        raise RuntimeError(
+        raise WrongThread(
             "erldist.cluster functions block; call them from your own threads, "
             "or use the asyncio API (erldist.Node) inside the event loop"
         )

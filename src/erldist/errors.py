@@ -31,6 +31,7 @@ __all__ = [
     "EpmdError",
     "ErldistError",
     "InsufficientData",
+    "InvalidArgument",
     "InvalidBinary",
     "InvalidConfigValue",
     "InvalidCookieFormat",
@@ -56,6 +57,7 @@ __all__ = [
     "UnknownConfigField",
     "ValueTooLarge",
     "VersionMismatch",
+    "WrongThread",
     "config_error_to_string",
     "connect_error_to_string",
     "start_error_to_string",
@@ -66,6 +68,14 @@ ATOM_BUDGET_TEXT = "Atom budget exceeded (raise config.max_distribution_atoms)"
 
 class ErldistError(Exception):
     """Base of every erldist exception."""
+
+
+class InvalidArgument(ErldistError, ValueError):
+    """A call's argument is outside what the call accepts (the caller's mistake)."""
+
+
+class WrongThread(ErldistError, RuntimeError):
+    """A blocking ``erldist.cluster`` function was called on the loop thread it waits on."""
 
 
 # --- terms ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ __all__ = [
     "HandshakeResult",
     "Initiator",
     "StatusRequired",
+    "Step",
     "compute_digest",
 ]
 
@@ -63,6 +64,24 @@ STATUS_BYTES: Final = frozenset(s.encode() for s in STATUSES)
 
 _MAX_NAME_BYTES: Final = 255
 _U32: Final = 0xFFFFFFFF
+
+
+class Step(enum.StrEnum):
+    """Where a handshake machine is: OTP's ``dist_util`` step names, then the end states.
+
+    A ``StrEnum``, so a step prints (and compares) as the word OTP uses.
+    """
+
+    SEND_NAME = "send_name"
+    RECV_STATUS = "recv_status"
+    RECV_CHALLENGE = "recv_challenge"
+    RECV_CHALLENGE_ACK = "recv_challenge_ack"
+    RECV_NAME = "recv_name"
+    SEND_STATUS = "send_status"
+    RECV_COMPLEMENT = "recv_complement"
+    RECV_CHALLENGE_REPLY = "recv_challenge_reply"
+    CONNECTED = "connected"
+    FAILED = "failed"
 
 
 class HandshakeFailure(enum.Enum):
@@ -156,7 +175,7 @@ class _Handshake(abc.ABC):
         flags: int,
         creation: int,
         challenge: int | None,
-        state: str,
+        state: Step,
     ) -> None:
         name = local_name.encode("utf-8")
         if not 0 < len(name) <= _MAX_NAME_BYTES:
@@ -189,7 +208,7 @@ class _Handshake(abc.ABC):
     # --- public surface ----------------------------------------------------------------
 
     @property
-    def state(self) -> str:
+    def state(self) -> Step:
         """The current OTP step name, ``"connected"`` or ``"failed"``."""
         return self._state
 
@@ -224,10 +243,10 @@ class _Handshake(abc.ABC):
         learns why. Once connected, further bytes are added to ``leftover``;
         once failed, they are ignored.
         """
-        if self._state == "connected":
+        if self._state == Step.CONNECTED:
             self._leftover += data
             return
-        if self._state == "failed":
+        if self._state == Step.FAILED:
             return
         self._inbuf += data
         self._process()
@@ -244,7 +263,7 @@ class _Handshake(abc.ABC):
 
     def connection_lost(self) -> None:
         """The transport closed: raises ``HandshakeError(PEER_CLOSED)`` mid-handshake."""
-        if self._state in ("connected", "failed"):
+        if self._state in (Step.CONNECTED, Step.FAILED):
             return
         raise self._fail(
             HandshakeFailure.PEER_CLOSED, f"peer closed the connection in {self._state}"
@@ -272,11 +291,11 @@ class _Handshake(abc.ABC):
             message = bytes(self._inbuf[2 : 2 + length])
             del self._inbuf[: 2 + length]
             handler(message)
-            if self._state == "connected":
+            if self._state == Step.CONNECTED:
                 self._leftover = bytes(self._inbuf)
                 self._inbuf.clear()
                 return
-        if self._inbuf and self._state != "failed":
+        if self._inbuf and self._state != Step.FAILED:
             # The peer may not speak before hearing our answer to its last message.
             raise self._malformed(f"peer sent data while we were in {self._state}")
 
@@ -286,7 +305,7 @@ class _Handshake(abc.ABC):
 
     def _fail(self, failure: HandshakeFailure, detail: str) -> HandshakeError:
         """Enter ``"failed"`` and return the error (the caller decides whether to raise)."""
-        self._state = "failed"
+        self._state = Step.FAILED
         self._error = HandshakeError(failure, detail)
         self._events.clear()
         self._inbuf.clear()
@@ -338,7 +357,7 @@ class Initiator(_Handshake):
             flags=flags,
             creation=creation,
             challenge=challenge,
-            state="send_name",
+            state=Step.SEND_NAME,
         )
         if version not in (5, 6):
             raise LocalProtocolError(f"handshake version must be 5 or 6, got {version}")
@@ -363,8 +382,8 @@ class Initiator(_Handshake):
         return f"<Initiator {self._local_name} -> {self._peer_name} {self._state}>"
 
     def data_to_send(self) -> bytes:
-        if self._state == "send_name":
-            self._state = "recv_status"
+        if self._state == Step.SEND_NAME:
+            self._state = Step.RECV_STATUS
         return super().data_to_send()
 
     def answer_alive(self, keep: bool) -> None:
@@ -378,7 +397,7 @@ class Initiator(_Handshake):
         self._awaiting_alive = False
         if keep:
             self._send(b"strue")
-            self._state = "recv_challenge"
+            self._state = Step.RECV_CHALLENGE
         else:
             self._send(b"sfalse")
             self._fail(
@@ -388,11 +407,11 @@ class Initiator(_Handshake):
     def _handler(self) -> Callable[[bytes], None] | None:
         if self._awaiting_alive:
             return None
-        if self._state in ("send_name", "recv_status"):
+        if self._state in (Step.SEND_NAME, Step.RECV_STATUS):
             return self._recv_status
-        if self._state == "recv_challenge":
+        if self._state == Step.RECV_CHALLENGE:
             return self._recv_challenge
-        if self._state == "recv_challenge_ack":
+        if self._state == Step.RECV_CHALLENGE_ACK:
             return self._recv_challenge_ack
         return None
 
@@ -403,13 +422,13 @@ class Initiator(_Handshake):
         if status in STATUS_BYTES:
             self.status = status.decode()
         if status in (b"ok", b"ok_simultaneous"):
-            self._state = "recv_challenge"
+            self._state = Step.RECV_CHALLENGE
         elif status == b"nok":
             raise self._fail(HandshakeFailure.NAME_CLASH, "peer keeps its own connection attempt")
         elif status == b"not_allowed":
             raise self._fail(HandshakeFailure.NOT_ALLOWED, "peer does not allow the connection")
         elif status == b"alive":
-            self._state = "recv_status"
+            self._state = Step.RECV_STATUS
             self._awaiting_alive = True
             self._events.append(AliveQuery())
         elif status.startswith(b"named:"):
@@ -447,7 +466,7 @@ class Initiator(_Handshake):
         self._send(
             struct.pack(">cI", b"r", self._challenge) + compute_digest(self._cookie, peer_challenge)
         )
-        self._state = "recv_challenge_ack"
+        self._state = Step.RECV_CHALLENGE_ACK
 
     def _recv_challenge_ack(self, message: bytes) -> None:
         if message[:1] != b"a" or len(message) != 17:
@@ -458,7 +477,7 @@ class Initiator(_Handshake):
                 f"{self._peer_name} answered our challenge wrongly (cookies differ)",
             )
         assert self._result is not None
-        self._state = "connected"
+        self._state = Step.CONNECTED
         self._events.append(Established(self._result))
 
 
@@ -487,7 +506,7 @@ class Acceptor(_Handshake):
             flags=flags,
             creation=creation,
             challenge=challenge,
-            state="recv_name",
+            state=Step.RECV_NAME,
         )
         self._peer_name = ""
         self._peer_flags = 0
@@ -506,7 +525,7 @@ class Acceptor(_Handshake):
         ``not_allowed`` are queued and fail the machine without raising (the
         runtime closes after writing them); ``alive`` waits for the peer's answer.
         """
-        if self._state != "send_status":
+        if self._state != Step.SEND_STATUS:
             raise LocalProtocolError(f"send_status is not valid in state {self._state}")
         if status not in STATUSES:
             raise LocalProtocolError(
@@ -527,16 +546,16 @@ class Acceptor(_Handshake):
                 HandshakeFailure.NOT_ALLOWED, f"we refused {self._peer_name!r} (not_allowed)"
             )
         else:
-            self._state = "recv_status"
+            self._state = Step.RECV_STATUS
 
     def _handler(self) -> Callable[[bytes], None] | None:
-        if self._state == "recv_name":
+        if self._state == Step.RECV_NAME:
             return self._recv_name
-        if self._state == "recv_status":
+        if self._state == Step.RECV_STATUS:
             return self._recv_status
-        if self._state == "recv_complement":
+        if self._state == Step.RECV_COMPLEMENT:
             return self._recv_complement
-        if self._state == "recv_challenge_reply":
+        if self._state == Step.RECV_CHALLENGE_REPLY:
             return self._recv_challenge_reply
         return None
 
@@ -585,7 +604,7 @@ class Acceptor(_Handshake):
         self._peer_flags = peer_flags
         self._peer_creation = creation
         self._version = version
-        self._state = "send_status"
+        self._state = Step.SEND_STATUS
         self._events.append(StatusRequired(name, peer_flags, creation))
 
     def _send_challenge(self) -> None:
@@ -598,7 +617,7 @@ class Acceptor(_Handshake):
             )
             + self._name_bytes
         )
-        self._state = "recv_complement" if self._version == 5 else "recv_challenge_reply"
+        self._state = Step.RECV_COMPLEMENT if self._version == 5 else Step.RECV_CHALLENGE_REPLY
 
     def _recv_status(self, message: bytes) -> None:
         if message == b"strue":
@@ -618,7 +637,7 @@ class Acceptor(_Handshake):
         self._check_peer_flags(self._peer_name, peer_flags)
         self._peer_flags = peer_flags
         self._peer_creation = creation
-        self._state = "recv_challenge_reply"
+        self._state = Step.RECV_CHALLENGE_REPLY
 
     def _recv_challenge_reply(self, message: bytes) -> None:
         if message[:1] != b"r" or len(message) != 21:
@@ -630,7 +649,7 @@ class Acceptor(_Handshake):
                 f"{self._peer_name!r} answered our challenge wrongly (cookies differ)",
             )
         self._send(b"a" + compute_digest(self._cookie, peer_challenge))
-        self._state = "connected"
+        self._state = Step.CONNECTED
         self._events.append(Established(HandshakeResult(
             peer_name=self._peer_name,
             peer_flags=self._peer_flags,

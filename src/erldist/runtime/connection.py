@@ -39,6 +39,7 @@ from erldist.protocol.handshake import (
     HandshakeResult,
     Initiator,
     StatusRequired,
+    Step,
 )
 from erldist.term import encode, encode_into
 from erldist.term.decode import decode_prefix
@@ -305,7 +306,7 @@ class Connection(asyncio.Protocol):
                 self.transport.write(machine.data_to_send())
                 self._enter_connected(event.result, machine.leftover)
                 return
-        if machine.state == "failed" and machine.error is not None:
+        if machine.state is Step.FAILED and machine.error is not None:
             self._fail_handshake(machine.error)
 
     def _fail_handshake(self, exc: HandshakeError) -> None:

@@ -26,6 +26,7 @@ from erldist.errors import (
     ConnectFailed,
     ConnectIgnored,
     EpmdError,
+    InvalidArgument,
     InvalidCookieFormat,
     InvalidNodeFormat,
     InvalidNodeName,
@@ -241,7 +242,8 @@ class Node:
     def nodes(self, kind: str = "visible") -> list[str]:
         """Connected peers like ``erlang:nodes/1``: visible, hidden, or connected."""
         if kind not in ("visible", "hidden", "connected"):
-            raise ValueError(f"kind must be 'visible', 'hidden' or 'connected', not {kind!r}")
+            raise InvalidArgument(
+                f"kind must be 'visible', 'hidden' or 'connected', not {kind!r}")
         if self._peers is None:
             return []
         return self._peers.names(None if kind == "connected" else kind == "visible")

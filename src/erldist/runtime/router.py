@@ -26,7 +26,14 @@ from typing import Any, Protocol, TypeAlias
 
 from erldist import telemetry
 from erldist.config import Config
-from erldist.errors import ConnectError, NameTaken, NoProcess, NotRegistered, ProcessExited
+from erldist.errors import (
+    ConnectError,
+    InvalidArgument,
+    NameTaken,
+    NoProcess,
+    NotRegistered,
+    ProcessExited,
+)
 from erldist.protocol.signals import (
     DemonitorSignal,
     DownSignal,
@@ -490,7 +497,7 @@ class Router:
     ) -> Reference:
         self._alive(proc)
         if isinstance(target, Reference):
-            raise TypeError("monitor a pid, a name or (name, node), not an alias")
+            raise InvalidArgument("monitor a pid, a name or (name, node), not an alias")
         ref = ref or self.make_ref()
         node, to = self.resolve(target)
         assert not isinstance(to, Reference)
