@@ -129,7 +129,20 @@ def _mfa(value: Any) -> bool:
     )
 
 
-_brief = reprlib.Repr()
+class _Brief(reprlib.Repr):
+    """A short ``repr`` for error messages that cannot fail on what a peer sends.
+
+    Plain ``repr`` of an integer past ~4300 digits raises ``ValueError``
+    (Python's int-to-str limit), and a 4 KiB big integer is a valid term.
+    """
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return f"<integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_brief = _Brief()
 _brief.maxstring = _brief.maxother = 60
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import logging
 import struct
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -46,6 +47,10 @@ from erldist.term.decode import decode_prefix
 
 log = logging.getLogger("erldist.connection")
 
+#: Seconds of frame handling before the rest of a read waits for the next loop turn.
+WORK_SLICE = 1e9
+#: Seconds an accepted socket may stay silent before its handshake is given up.
+SILENT_DEADLINE = 2.0
 #: Flush at once when a batch grows past this, instead of waiting for the turn.
 _FLUSH_AT = 256 * 1024
 #: Messages whose control term is the same from one message to the next (one
@@ -175,7 +180,6 @@ class Connection(asyncio.Protocol):
         machine: Initiator | Acceptor,
         *,
         peer_name: str | None = None,
-        refuse: bool = False,
     ) -> None:
         self.owner = owner
         self.loop = asyncio.get_running_loop()
@@ -205,12 +209,16 @@ class Connection(asyncio.Protocol):
         self.dropped = 0
         #: Signals whose handling raised (contained, link kept).
         self.failed = 0
-        self._refuse = refuse
         #: Frames read but held back while a full mailbox pushes back on us.
         self._backlog: list[bytes | None] = []
         self._holds = 0
+        self._started = self.loop.time()
+        #: Whether the peer has sent anything yet.
+        self.heard = False
         #: Times a full mailbox made this connection stop reading.
         self.pauses = 0
+        #: Times one read's frames took more than a work slice and were split.
+        self.slices = 0
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -218,15 +226,14 @@ class Connection(asyncio.Protocol):
         # A cast, not an isinstance check: uvloop's TCP transports have the
         # Transport methods without subclassing asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
-        if self._refuse:
-            self._machine = None
-            self.transport.abort()
-            return
         self._arm_handshake_deadline()
         self._pump()
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self.loop.time()
+        if not self.heard:
+            self.heard = True
+            self._arm_handshake_deadline()  # it spoke: the rest of the full budget
         try:
             if self._machine is not None:
                 self._machine.receive_data(data)
@@ -238,6 +245,12 @@ class Connection(asyncio.Protocol):
         except ProtocolError as exc:
             log.warning("closing connection to %s: %s", self.peer_name, exc)
             self.close("protocol_error")
+        except Exception:
+            # Not the peer's protocol error but ours: it must not escape into
+            # asyncio, and the link it happened on cannot be trusted further.
+            self.failed += 1
+            log.exception("closing connection to %s after an internal error", self.peer_name)
+            self.close("internal_error")
 
     def eof_received(self) -> bool | None:
         return False
@@ -272,8 +285,19 @@ class Connection(asyncio.Protocol):
     # --- handshake -------------------------------------------------------------------
 
     def _arm_handshake_deadline(self) -> None:
+        """The handshake's deadline, counted from the connection's start.
+
+        An accepted socket that has sent nothing gets only ``SILENT_DEADLINE``:
+        a crowd of idle sockets must not hold admission slots for the whole
+        set-up budget. Once it speaks, the full ``connect_timeout`` applies.
+        """
+        if self.handshake_deadline is not None:
+            self.handshake_deadline.cancel()
         timeout = self.owner.config.connect_timeout
-        self.handshake_deadline = self.loop.call_later(timeout, self._handshake_timed_out, timeout)
+        if not self.heard and isinstance(self._machine, Acceptor):
+            timeout = min(timeout, SILENT_DEADLINE)
+        delay = max(0.0, self._started + timeout - self.loop.time())
+        self.handshake_deadline = self.loop.call_later(delay, self._handshake_timed_out, timeout)
 
     def _handshake_timed_out(self, timeout: float) -> None:
         if self._machine is not None:
@@ -358,12 +382,25 @@ class Connection(asyncio.Protocol):
             self._handle_frames(frames)
 
     def _handle_frames(self, frames: list[bytes | None]) -> None:
-        """Turn frames into signals for the owner, until done or told to hold."""
+        """Turn frames into signals for the owner, until done or told to hold.
+
+        Work on one read is cut into slices of ``WORK_SLICE`` seconds: past
+        that, the rest waits for the next loop turn (reading paused meanwhile),
+        so a peer's burst of costly frames cannot keep the loop from every
+        other connection, tick and process.
+        """
         decoder, headers = self._decoder, self._headers
         assert decoder is not None and headers is not None
+        deadline = time.perf_counter() + WORK_SLICE
         for index, frame in enumerate(frames):
             if self._holds:
                 self._backlog = frames[index:] + self._backlog
+                return
+            if index and time.perf_counter() > deadline:
+                self._backlog = frames[index:] + self._backlog
+                self.slices += 1
+                self._hold()
+                self.loop.call_soon(self.resume_delivery)
                 return
             if frame is None:
                 continue
@@ -399,9 +436,12 @@ class Connection(asyncio.Protocol):
 
     def pause_delivery(self) -> None:
         """A mailbox is full: stop reading and hold what was read until it drains."""
+        self.pauses += 1
+        self._hold()
+
+    def _hold(self) -> None:
         self._holds += 1
         if self._holds == 1 and self.transport is not None:
-            self.pauses += 1
             self.transport.pause_reading()
 
     def resume_delivery(self) -> None:

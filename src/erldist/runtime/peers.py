@@ -17,6 +17,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -95,7 +96,11 @@ class Peers:
         self._on_down = on_down
         self._on_signal = on_signal
         self._peers: dict[str, Peer] = {}
-        self._handshaking: set[Connection] = set()
+        #: Accepted sockets still in their handshake, oldest first.
+        self._handshaking: dict[Connection, None] = {}
+        #: Handshakes closed to make room for a new socket.
+        self.evicted = 0
+        self._evictions_log = _RateLimited(log, 10.0)
         self.accepting = False
 
     @property
@@ -135,20 +140,34 @@ class Peers:
     # --- accepting -----------------------------------------------------------------------
 
     def accept(self) -> Connection:
-        """A new incoming socket's protocol (``loop.create_server``'s factory)."""
+        """A new incoming socket's protocol (``loop.create_server``'s factory).
+
+        At most ``MAX_HANDSHAKES`` accepted sockets are in their handshake at
+        once. When the table is full, the oldest one that has sent nothing is
+        closed to make room, else the oldest of all: a real peer finishes its
+        handshake in milliseconds, so a crowd that connects and waits (or
+        trickles bytes) cannot keep a real peer out, only push out its own.
+        """
+        if len(self._handshaking) >= MAX_HANDSHAKES:
+            self._evict()
         ident = self.identity
         machine = Acceptor(local_name=ident.name_str, cookie=ident.cookie, flags=ident.flags,
                            creation=ident.creation)
-        # A flood of half-open handshakes must not grow without bound: past the
-        # cap new sockets are closed at once (each one still times out in 7 s).
-        refuse = len(self._handshaking) >= MAX_HANDSHAKES
-        conn = Connection(self, machine, refuse=refuse)
-        if refuse:
-            log.warning("%d handshakes in progress: refusing a new connection", MAX_HANDSHAKES)
-            return conn
-        self._handshaking.add(conn)
-        conn.closed.add_done_callback(lambda _f: self._handshaking.discard(conn))
+        conn = Connection(self, machine)
+        self._handshaking[conn] = None
+        conn.closed.add_done_callback(lambda _f: self._handshaking.pop(conn, None))
         return conn
+
+    def _evict(self) -> None:
+        victim = next((c for c in self._handshaking if not c.heard), None)
+        if victim is None:
+            victim = next(iter(self._handshaking))
+        del self._handshaking[victim]
+        victim.abort("evicted")
+        self.evicted += 1
+        self._evictions_log.warning(
+            "%d handshakes in progress: closed the oldest%s to admit a new connection",
+            MAX_HANDSHAKES, "" if victim.heard else " silent one")
 
     # --- ConnectionOwner -----------------------------------------------------------------
 
@@ -174,7 +193,7 @@ class Peers:
     def connection_up(self, conn: Connection) -> bool:
         peer = conn.peer_name
         assert peer is not None
-        self._handshaking.discard(conn)
+        self._handshaking.pop(conn, None)
         if not self.accepting:
             conn.close("node_stopping")
             return False
@@ -324,6 +343,27 @@ class Peers:
         for conn in conns:
             conn.abort("node_stopped")
         self._peers.clear()
+
+
+class _RateLimited:
+    """A logger that speaks at most once per ``period`` seconds and says how many it kept quiet."""
+
+    def __init__(self, logger: logging.Logger, period: float) -> None:
+        self._log = logger
+        self._period = period
+        self._next = 0.0
+        self._quiet = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            self._quiet += 1
+            return
+        if self._quiet:
+            msg += f" ({self._quiet} more like it since the last report)"
+        self._log.warning(msg, *args)
+        self._next = now + self._period
+        self._quiet = 0
 
 
 def _refused_with_nok(record: Peer) -> bool:
