@@ -142,7 +142,8 @@ async def test_f3_costly_frames_do_not_stall_the_node(epmd: EpmdProcess, erl: Er
         await blast
         rss_kib = _peak_rss_kib(victim.pid)
         attacker.close()
-        print(f"F3 pings: n={len(pings)} max={max(pings):.1f} ms p50={sorted(pings)[len(pings)//2]:.1f} ms; peak RSS {rss_kib} KiB")
+        print(f"F3: {len(pings)} pings, max {max(pings):.1f} ms, "
+              f"p50 {sorted(pings)[len(pings) // 2]:.1f} ms; peak RSS {rss_kib} KiB")
         assert max(pings) < 1000, sorted(pings)[-5:]
         assert rss_kib < 200 * 1024, rss_kib
     finally:

@@ -97,7 +97,7 @@ def test_health_keeps_at_most_its_parallelism_in_flight(
 def test_simultaneous_connects_settle_on_one_connection(
     epmd: EpmdProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="erldist.node")
+    caplog.set_level(logging.DEBUG, logger="erldist.peers")
 
     async def one_round() -> None:
         a, b = await start(epmd), await start(epmd)

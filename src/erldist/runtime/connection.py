@@ -48,7 +48,7 @@ from erldist.term.decode import decode_prefix
 log = logging.getLogger("erldist.connection")
 
 #: Seconds of frame handling before the rest of a read waits for the next loop turn.
-WORK_SLICE = 1e9
+WORK_SLICE = 0.005
 #: Seconds an accepted socket may stay silent before its handshake is given up.
 SILENT_DEADLINE = 2.0
 #: Flush at once when a batch grows past this, instead of waiting for the turn.
@@ -385,22 +385,25 @@ class Connection(asyncio.Protocol):
         """Turn frames into signals for the owner, until done or told to hold.
 
         Work on one read is cut into slices of ``WORK_SLICE`` seconds: past
-        that, the rest waits for the next loop turn (reading paused meanwhile),
-        so a peer's burst of costly frames cannot keep the loop from every
-        other connection, tick and process.
+        that, the rest waits (reading paused meanwhile) as long as the slice
+        took, so a peer's burst of costly frames cannot keep the loop from
+        every other connection, tick and process.
         """
         decoder, headers = self._decoder, self._headers
         assert decoder is not None and headers is not None
-        deadline = time.perf_counter() + WORK_SLICE
+        start = time.perf_counter()
         for index, frame in enumerate(frames):
             if self._holds:
                 self._backlog = frames[index:] + self._backlog
                 return
-            if index and time.perf_counter() > deadline:
+            spent = time.perf_counter() - start
+            if index and spent > WORK_SLICE:
+                # The rest waits as long as this slice took: a peer whose frames are
+                # costly gets at most half of the loop, whatever it sends.
                 self._backlog = frames[index:] + self._backlog
                 self.slices += 1
                 self._hold()
-                self.loop.call_soon(self.resume_delivery)
+                self.loop.call_later(spent, self.resume_delivery)
                 return
             if frame is None:
                 continue
