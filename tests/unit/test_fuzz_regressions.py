@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fuzz.session import close_session
 from fuzz.targets import TARGETS
 

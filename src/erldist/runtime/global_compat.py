@@ -134,6 +134,7 @@ class GlobalCompat:
         self._tags = itertools.count(secrets.randbits(31) + 1)
         self._sessions: dict[str, _Session] = {}
         self._known: set[str] = set()
+        self._known_full = False
         self._locks: dict[Hashable, _Lock] = {}
         self._held_by_peer: dict[str, int] = {}
         self._lock_refused: set[str] = set()
@@ -255,26 +256,32 @@ class GlobalCompat:
             return
         del self._sessions[peer]
         self._remember(peer)
-        self._learn(his_known)
+        self._learn(his_known, known_too=True)
 
     def _new_nodes(self, nodes: Any) -> None:
-        self._learn(nodes)
+        self._learn(nodes, known_too=False)
 
     def _remember(self, name: str) -> bool:
         """Add ``name`` to the known set if there is room; whether it is known now."""
         if name in self._known:
             return True
         if len(self._known) >= MAX_KNOWN:
-            log.warning("global: %d known nodes is the limit; not remembering %s",
-                        MAX_KNOWN, name)
+            if not self._known_full:  # once per episode, not once per name
+                self._known_full = True
+                log.warning("global: %d known nodes is the limit; not remembering %s "
+                            "or more", MAX_KNOWN, name)
             return False
+        self._known_full = False
         self._known.add(name)
         return True
 
-    def _learn(self, entries: Any) -> None:
-        """Nodes a peer says it knows: remember each new one and tell it we are in sync."""
+    def _learn(self, entries: Any, *, known_too: bool) -> None:
+        """Nodes a peer says it knows: remember each and tell it we are in sync
+        (``known_too``: also those we knew already, as a sync's end does)."""
         for name in _node_names(entries):
-            if name != self._node.name and name not in self._known and self._remember(name):
+            if name == self._node.name or (name in self._known and not known_too):
+                continue
+            if self._remember(name):
                 self._sync_other(name)
 
     def _sync_other(self, name: str) -> None:

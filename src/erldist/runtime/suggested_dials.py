@@ -89,7 +89,9 @@ class SuggestedDialer:
         return len(self._failed)
 
     def suggest(self, name: str) -> bool:
-        """Queue a dial to ``name``; False when it is refused, invalid or over a bound."""
+        """Queue a dial to ``name``: True when one is queued or running now, False
+        when the name is invalid, our own, of the other name kind, failed before,
+        or over a bound."""
         if self._closed:
             return False
         try:
@@ -97,9 +99,9 @@ class SuggestedDialer:
         except NameFormatError:
             return False
         key = str(peer)
-        if peer == self._local or peer.long != self._local.long or key in self._busy:
-            return False
-        if key in self._failed:
+        if key in self._busy:
+            return True
+        if peer == self._local or peer.long != self._local.long or key in self._failed:
             return False
         if len(self._failed) >= self.max_failed:
             self._warn_once("failed", f"{self.max_failed} suggested names failed to connect; "
