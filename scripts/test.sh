@@ -42,7 +42,7 @@ fi
 
 echo "== project venv (.venv)"
 fresh_venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,fuzz]'
 
 echo "== test-tools venv (.tools-venv) with OTP 28"
 fresh_venv .tools-venv
@@ -55,3 +55,5 @@ echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
 .venv/bin/python -m pytest "$@"
+echo "== fuzz: every target, fixed seed, short (python -m fuzz --help for long runs)"
+.venv/bin/python -m fuzz ci

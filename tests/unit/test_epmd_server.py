@@ -406,17 +406,32 @@ async def test_1000_concurrent_registrations_over_the_cap_are_refused_cleanly() 
 
 
 @async_test
-async def test_connections_over_the_cap_are_closed_and_the_server_recovers() -> None:
+async def test_a_full_table_evicts_the_oldest_idle_connection_not_the_newcomer() -> None:
     async with serving(max_registrations=2, max_connections=3) as server:
-        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
-        await eventually(lambda: server.connection_count == 3, "three idle connections")
-        with pytest.raises(EpmdError) as err:
-            await names(epmd_port=server.port)
-        assert err.value.kind == "refused"
+        keeper = await register("keeper", 4000, epmd_port=server.port)
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        await eventually(lambda: server.connection_count == 3, "two idle connections")
+        assert await names(epmd_port=server.port) == [("keeper", 4000)]
+        assert server.evictions >= 1
+        assert await read_until_closed(idle[0][0]) == b""  # the oldest idle one went
+        assert not keeper.closed.is_set()  # a registration is never evicted
         for _, writer in idle:
             writer.close()
-        await eventually(lambda: server.connection_count == 0, "idle connections to go")
-        assert await names(epmd_port=server.port) == []
+        await keeper.close()
+        await eventually(lambda: server.connection_count == 0, "connections to go")
+
+
+@async_test
+async def test_a_remote_address_evicts_its_own_oldest_connection_first() -> None:
+    async with serving(max_pending_per_address=2) as server:
+        a, b, c = (epmd_server._Connection(server) for _ in range(3))
+        for conn in (a, b, c):
+            conn.peer = "10.0.0.7"
+        for conn in (a, b):
+            assert server._admit(conn)
+        assert server._admit(c)  # replaces a, the address's oldest
+        assert list(server._pending) == [b, c]
+        assert a.state == "evicted"
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,18 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
+
 from erldist.config import Config
 from erldist.errors import ConnectFailed
 from erldist.events import ClusterEvent, NodeDown, NodeUp
+from erldist.names import NodeName, atom_budget, parse_node_name
 from erldist.protocol import control, signals
 from erldist.protocol.flags import DFlag
+from erldist.runtime import global_compat
 from erldist.runtime.global_compat import GLOBAL_NAME_SERVER, GlobalCompat
 from erldist.runtime.router import Router
+from erldist.runtime.suggested_dials import DEFAULT_MAX_FAILED, DEFAULT_MAX_IN_FLIGHT
 from erldist.term.types import Atom, ImproperList, Pid, Reference
 
 ME = Atom("py@127.0.0.1")
@@ -71,6 +76,9 @@ class FakePeers:
     def __init__(self, node: FakeNode) -> None:
         self.node = node
 
+    async def ensure(self, peer: NodeName, timeout: float | None) -> None:
+        await self.node.dial(peer)
+
     def disconnect(self, peer: str, reason: str) -> bool:
         conn = self.node.conns.get(peer)
         if conn is None:
@@ -85,6 +93,9 @@ class FakeNode:
     def __init__(self) -> None:
         self.atom = ME
         self.name = str(ME)
+        self.node_name = parse_node_name(self.name)
+        self.in_flight = 0
+        self.most_in_flight = 0
         self.conns: dict[str, FakeConn] = {}
         self.router = Router(self.name, 5, self, settings=lambda: Config(mailbox_maxsize=100))
         self.peers = FakePeers(self)
@@ -115,11 +126,19 @@ class FakeNode:
     def remove_listener(self, listener: Callable[[ClusterEvent], None]) -> None:
         self.listeners.remove(listener)
 
-    async def connect(self, name: str) -> None:
+    async def dial(self, peer: NodeName) -> None:
+        """The uncharged connect path; ``connect`` (which charges) is left out on purpose."""
+        name = str(peer)
         self.dialed.append(name)
-        if name in self.unreachable:
-            raise ConnectFailed(f"{name} is not registered")
-        self.up(name)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # a real dial takes a while: let others overlap it
+            if name in self.unreachable:
+                raise ConnectFailed(f"{name} is not registered")
+            self.up(name)
+        finally:
+            self.in_flight -= 1
 
     def up(self, peer: str, *, hidden: bool = False) -> FakeConn:
         conn = self.conns[peer] = FakeConn(peer)
@@ -268,7 +287,7 @@ def test_a_node_the_peer_knows_is_dialed_and_told_we_are_in_sync() -> None:
 
 async def settle() -> None:
     """Let the dial tasks GlobalCompat started run to their end."""
-    for _ in range(5):
+    for _ in range(10):
         await asyncio.sleep(0)
 
 
@@ -457,3 +476,96 @@ def test_close_stops_all_answers() -> None:
     assert set_lock(node, Atom("r"), Atom("x")) is None
     assert conn.take() == []
     assert node.listeners == []
+
+
+# --- hostile peers (issue 15, F1 and F6) ---------------------------------------------
+
+
+def test_names_a_peer_mentions_never_spend_the_atom_budget_and_are_dialed_within_bounds(
+) -> None:
+    """F1: one ``new_nodes`` listing 12,000 fresh names once exhausted the process budget."""
+    node, compat = start()
+    joined(node)
+    fresh = [Atom(f"ghost{i}x{id(node)}@127.0.0.1") for i in range(12_000)]
+    node.unreachable.update(map(str, fresh))
+    used = atom_budget().used
+
+    async def scenario() -> None:
+        node.deliver(A, (CAST, (Atom("new_nodes"), A, [], [], fresh, [])))
+        while compat._dialer.in_flight or compat._dialer.waiting:
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert atom_budget().used == used
+    assert node.most_in_flight <= DEFAULT_MAX_IN_FLIGHT
+    assert 0 < len(node.dialed) <= DEFAULT_MAX_FAILED
+    assert len(compat._known) <= global_compat.MAX_KNOWN
+    # A later list of the same names dials none of them again.
+    dialed = len(node.dialed)
+
+    async def again() -> None:
+        node.deliver(A, (CAST, (Atom("new_nodes"), A, [], [], fresh[:100], [])))
+        await settle()
+
+    asyncio.run(again())
+    assert len(node.dialed) == dialed
+
+
+def test_a_reachable_suggested_node_is_still_dialed_after_a_flood_of_dead_ones() -> None:
+    node, compat = start()
+    joined(node)
+    dead = [Atom(f"dead{i}@127.0.0.1") for i in range(50)]
+    node.unreachable.update(map(str, dead))
+
+    async def scenario() -> None:
+        node.deliver(A, (CAST, (Atom("new_nodes"), A, [], [], [*dead, B], [])))
+        while compat._dialer.in_flight or compat._dialer.waiting:
+            await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert str(B) in node.dialed
+    assert node.conns[B].take() == [gns((CAST, (Atom("in_sync"), ME, True)))]
+
+
+def test_lock_state_is_bounded_per_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """F6: 200,000 ``set_lock`` calls once held ~214 MB until the link closed."""
+    monkeypatch.setattr(global_compat, "MAX_LOCKS_PER_PEER", 50)
+    node, compat = start()
+    node.up(A)
+    node.up(B)
+    granted = [set_lock(node, Atom(f"r{i}"), Atom("x")) for i in range(80)]
+    assert granted == [True] * 50 + [False] * 30
+    assert len(compat._locks) == 50
+    # Re-asking for a lock it already holds costs nothing and still succeeds.
+    assert set_lock(node, Atom("r0"), Atom("x")) is True
+    # Another node is not starved by A's use.
+    assert set_lock(node, Atom("rb"), Atom("y"), B_LOCKER) is True
+    # Releasing one makes room for one.
+    assert del_lock(node, Atom("r0"), Atom("x")) is True
+    assert set_lock(node, Atom("r79"), Atom("x")) is True
+    assert set_lock(node, Atom("r78"), Atom("x")) is False
+    node.down(A)
+    assert len(compat._locks) == 1
+    node.up(A)
+    assert set_lock(node, Atom("r78"), Atom("x")) is True
+
+
+def test_lock_state_is_bounded_over_all_peers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(global_compat, "MAX_LOCKS", 30)
+    node, compat = start()
+    node.up(A)
+    node.up(B)
+    assert all(set_lock(node, Atom(f"a{i}"), Atom("x")) for i in range(20))
+    assert [set_lock(node, Atom(f"b{i}"), Atom("y"), B_LOCKER) for i in range(15)] == (
+        [True] * 10 + [False] * 5)
+    assert len(compat._locks) == 30
+
+
+def test_a_lock_for_a_pid_of_another_node_is_refused() -> None:
+    node, compat = start()
+    node.up(A)
+    node.up(B)
+    forged = Pid(B, 99, 0, 8)
+    node.deliver(A, (CALL, (forged, (Reference(A, 7, (1, 2, 3)), ME)),
+                     (Atom("set_lock"), (Atom("r"), Atom("x")))))
+    assert compat._locks == {}

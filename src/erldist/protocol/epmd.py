@@ -73,8 +73,9 @@ RESULT_OK: Final = 0
 #: What OTP's epmd answers to every refused ALIVE2; OTP's client reads any
 #: non-zero result as ``duplicate_name``.
 RESULT_NAME_TAKEN: Final = 1
-#: Our embedded server's answer when it refuses for another reason (table
-#: full, invalid request), so our own client can tell the two apart.
+#: Our embedded server's answer to an invalid ALIVE2, so our own client can
+#: tell it from a taken name. (A full table gets no reply at all: see
+#: ``runtime/epmd_server``.)
 RESULT_REFUSED: Final = 2
 
 #: OTP's epmd accepts alive names of up to 255 bytes.

@@ -189,7 +189,8 @@ async def _exchange(
                     elif parser.buffered:
                         parser.receive_eof()
                     else:
-                        raise EpmdError("refused", f"EPMD at {where} closed without a reply")
+                        raise EpmdError("refused", f"EPMD at {where} closed without a reply "
+                                                   "(an EPMD at its limits does this; see its log)")
             except OSError as exc:
                 raise EpmdError("refused", f"EPMD at {where}: {_oserror(exc)}") from exc
             except MalformedResponse as exc:

@@ -13,6 +13,19 @@ of registrations is bounded; a connection must deliver its request within
 bad requests get an error reply or a close. Nothing a client sends can raise
 out of a callback or leave a name registered to a connection that is gone.
 Registering is allowed from loopback addresses only, as in OTP's epmd.
+
+A full connection table never turns new clients away. OTP's epmd stops
+accepting when it is full, so a few thousand idle sockets stall every look-up
+until they time out; here the oldest connection that has not become a
+registration is closed to make room, so a flood of idle sockets only ever
+evicts itself while a client that sends its request at once is served. A
+non-loopback address may hold only ``max_pending_per_address`` such
+connections (its own oldest goes first). Registrations are never evicted.
+
+A full registration table closes the ALIVE2 connection without a reply
+(and logs why): OTP's ``erl`` reads *any* error result as a taken name and
+would print "the name ... seems to be in use", which would be a lie; a close
+makes it report ``epmd_close`` instead, and our client ``refused``.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import resource
 import secrets
 from dataclasses import dataclass
 from typing import Final
@@ -49,6 +63,7 @@ from erldist.runtime.epmd_client import resolve_epmd_port
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_PENDING_PER_ADDRESS",
     "DEFAULT_MAX_REGISTRATIONS",
     "DEFAULT_REQUEST_TIMEOUT",
     "EpmdServer",
@@ -60,6 +75,12 @@ DEFAULT_MAX_REGISTRATIONS: Final = 1024
 #: Registrations hold their connection, so this must leave room for look-ups.
 DEFAULT_MAX_CONNECTIONS: Final = 2048
 DEFAULT_REQUEST_TIMEOUT: Final = 10.0
+#: Unanswered connections one non-loopback address may hold (loopback clients
+#: share one address, so for them only the total cap applies).
+DEFAULT_MAX_PENDING_PER_ADDRESS: Final = 64
+#: File descriptors left to the rest of the process when the cap is clamped
+#: to ``RLIMIT_NOFILE``: an accept failing with EMFILE would stall every client.
+_FD_RESERVE: Final = 128
 _U32_MASK: Final = 0xFFFFFFFF
 #: A burst of nodes starting together must not see dropped SYNs (and their
 #: one-second retransmits) because the accept queue was short.
@@ -82,7 +103,8 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.peer = "?"
-        #: "reading" until a request arrives, then "registered" or "closing".
+        #: "reading" until a request arrives, then "registered" or "closing";
+        #: "evicted" when the server closed it to make room.
         self.state = "reading"
         #: The alive name this connection holds, once registered.
         self.alive: str | None = None
@@ -146,6 +168,7 @@ class _Connection(asyncio.Protocol):
             self._timer = None
         self.state = "registered"
         self.alive = alive
+        self._server._promote(self)
         self._transport.write(encode_response(reply))
 
     def finish(self, reply: Response | None) -> None:
@@ -177,18 +200,27 @@ class EpmdServer:
         max_connections: int,
         request_timeout: float,
         max_request: int,
+        max_pending_per_address: int = DEFAULT_MAX_PENDING_PER_ADDRESS,
     ) -> None:
         if max_connections <= max_registrations:
             raise ValueError("max_connections must exceed max_registrations "
                              "(every registration holds a connection)")
+        if max_pending_per_address < 1:
+            raise ValueError("max_pending_per_address must be at least 1")
         self.max_registrations = max_registrations
         self.max_connections = max_connections
         self.request_timeout = request_timeout
         self.max_request = max_request
+        self.max_pending_per_address = max_pending_per_address
         self.host = ""
         self.port = 0
+        self.evictions = 0
         self._server: asyncio.Server | None = None
-        self._connections: set[_Connection] = set()
+        #: Connections not (yet) holding a registration, oldest first: the
+        #: ones a full table evicts. Registrations live in ``_held``.
+        self._pending: dict[_Connection, None] = {}
+        self._held: set[_Connection] = set()
+        self._pending_by_address: dict[str, dict[_Connection, None]] = {}
         self._table: dict[str, _Entry] = {}
         self._creation = secrets.randbits(32)
         self._saturated = False
@@ -204,14 +236,19 @@ class EpmdServer:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         max_request: int = MAX_REQUEST,
+        max_pending_per_address: int = DEFAULT_MAX_PENDING_PER_ADDRESS,
     ) -> EpmdServer:
         """Listen on ``host:port`` (``port`` None: ``ERL_EPMD_PORT`` or 4369; 0: any free).
 
+        ``max_connections`` is lowered to fit the process's open-file limit
+        (and ``max_registrations`` with it) when that limit is smaller.
         Raises ``EpmdError("address_in_use")`` when something already listens
         there (typically another EPMD), ``EpmdError("bind_failed")`` otherwise.
         """
+        max_connections, max_registrations = _fit_fd_limit(max_connections, max_registrations)
         me = cls(max_registrations=max_registrations, max_connections=max_connections,
-                 request_timeout=request_timeout, max_request=max_request)
+                 request_timeout=request_timeout, max_request=max_request,
+                 max_pending_per_address=max_pending_per_address)
         wanted = resolve_epmd_port(port) if port is None else port
         loop = asyncio.get_running_loop()
         try:
@@ -237,7 +274,7 @@ class EpmdServer:
 
     @property
     def connection_count(self) -> int:
-        return len(self._connections)
+        return len(self._pending) + len(self._held)
 
     @property
     def is_serving(self) -> bool:
@@ -246,20 +283,49 @@ class EpmdServer:
     # --- connection bookkeeping (called by _Connection) -------------------------------
 
     def _admit(self, conn: _Connection) -> bool:
+        """Take ``conn`` in, closing the oldest unanswered connection if it needs room."""
         if self._stopped.is_set():
             return False
-        if len(self._connections) >= self.max_connections:
-            if not self._saturated:
-                log.warning("embedded EPMD on port %d: %d connections open, refusing more",
-                            self.port, len(self._connections))
-                self._saturated = True
-            return False
-        self._saturated = False
-        self._connections.add(conn)
+        mine = self._pending_by_address.get(conn.peer)
+        if (mine is not None and len(mine) >= self.max_pending_per_address
+                and not _is_loopback(conn.peer)):
+            self._evict(_oldest(mine), f"{conn.peer} holds {len(mine)} unanswered connections")
+        elif self.connection_count >= self.max_connections:
+            self._evict(_oldest(self._pending),
+                        f"{self.connection_count} connections is the limit")
+        else:
+            self._saturated = False
+        self._pending[conn] = None
+        self._pending_by_address.setdefault(conn.peer, {})[conn] = None
         return True
 
+    def _evict(self, victim: _Connection, why: str) -> None:
+        if not self._saturated:
+            log.warning("embedded EPMD on port %d: %s; closing the oldest unanswered "
+                        "connections to admit new ones", self.port, why)
+            self._saturated = True
+        self.evictions += 1
+        self._unlink(victim)
+        victim.state = "evicted"
+        victim.abort()
+
+    def _unlink(self, conn: _Connection) -> None:
+        """Drop ``conn`` from the pending bookkeeping (idempotent)."""
+        self._pending.pop(conn, None)
+        mine = self._pending_by_address.get(conn.peer)
+        if mine is not None:
+            mine.pop(conn, None)
+            if not mine:
+                del self._pending_by_address[conn.peer]
+
+    def _promote(self, conn: _Connection) -> None:
+        """``conn`` now is a registration: it leaves the evictable set."""
+        self._unlink(conn)
+        self._held.add(conn)
+
     def _forget(self, conn: _Connection) -> None:
-        self._connections.discard(conn)
+        self._unlink(conn)
+        self._held.discard(conn)
         alive = conn.alive
         entry = self._table.get(alive) if alive is not None else None
         if alive is not None and entry is not None and entry.owner is conn:
@@ -286,9 +352,11 @@ class EpmdServer:
             conn.finish(Alive2Response(RESULT_NAME_TAKEN, 0, extended))
             return
         if len(self._table) >= self.max_registrations:
-            log.warning("refused ALIVE2 for %r: %d registrations is the limit",
-                        node.alive, self.max_registrations)
-            conn.finish(Alive2Response(RESULT_REFUSED, 0, extended))
+            # No error result: erl would call any of them a taken name.
+            log.warning("refused ALIVE2 for %r: the registration table is full "
+                        "(%d names); closing without a reply", node.alive,
+                        self.max_registrations)
+            conn.finish(None)
             return
         creation = self._next_creation(extended)
         self._table[node.alive] = _Entry(node, creation, conn)
@@ -309,7 +377,7 @@ class EpmdServer:
         self._stopped.set()
         if self._server is not None:
             self._server.close()
-        for conn in list(self._connections):
+        for conn in [*self._pending, *self._held]:
             conn.abort()
         if self._server is not None:
             await self._server.wait_closed()
@@ -335,6 +403,33 @@ class EpmdServer:
     def __repr__(self) -> str:
         state = "serving" if self.is_serving else "closed"
         return f"<EpmdServer {self.host}:{self.port} {state} names={len(self._table)}>"
+
+
+def _oldest(pending: dict[_Connection, None]) -> _Connection:
+    """The oldest connection still waiting for its request, else the oldest of all.
+
+    One that was answered and is being closed may still have its reply in
+    flight, and an abort could destroy it; one that never spoke loses nothing.
+    """
+    first: _Connection | None = None
+    for conn in pending:
+        if conn.state == "reading":
+            return conn
+        if first is None:
+            first = conn
+    assert first is not None, "a full table always holds an unregistered connection"
+    return first
+
+
+def _fit_fd_limit(max_connections: int, max_registrations: int) -> tuple[int, int]:
+    """The caps lowered to what ``RLIMIT_NOFILE`` lets this process hold open."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or max_connections <= soft - _FD_RESERVE:
+        return max_connections, max_registrations
+    fitted = max(2, soft - _FD_RESERVE)
+    log.warning("embedded EPMD: %d connections exceed the open-file limit %d; using %d",
+                max_connections, soft, fitted)
+    return fitted, min(max_registrations, fitted // 2)
 
 
 def _is_loopback(address: str) -> bool:

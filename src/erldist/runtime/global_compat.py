@@ -36,6 +36,14 @@ resource has one requester id at a time, each holder is monitored, and a
 holder's lock goes when its node goes or when a ``{'DOWN', Ref, process,
 Pid, Reason}`` for its monitor reaches our pid.
 
+Peers' words are bounded. A name a peer mentions (``resolved``,
+``new_nodes``) is dialed through a ``SuggestedDialer``: never charged to the
+user's distribution-atom budget, a few dials at a time, and a bounded number
+of failures ever; the known set holds at most ``MAX_KNOWN`` names. Lock state
+is bounded too: a peer's processes hold at most ``MAX_LOCKS_PER_PEER``
+(resource, holder) pairs and all peers ``MAX_LOCKS``; a ``set_lock`` past
+either is answered ``false``, OTP's "busy, try again", never stored.
+
 Left out on purpose: we keep no names and report no known nodes, so we never
 relay one Erlang node's state to another, and we ignore ``lost_connection``
 (a Python node never cuts links to prevent overlapping partitions). A peer's
@@ -45,7 +53,6 @@ relay one Erlang node's state to another, and we ignore ``lost_connection``
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import secrets
@@ -53,23 +60,38 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from erldist.errors import ConnectError
 from erldist.events import ClusterEvent, NodeUp
+from erldist.names import NodeName
 from erldist.runtime import gen
 from erldist.runtime.process import Down
 from erldist.runtime.router import Router
+from erldist.runtime.suggested_dials import DialFunction, SuggestedDialer
 from erldist.term.types import Atom, ImproperList, Pid, Reference
 
 if TYPE_CHECKING:
     from erldist.runtime.node import Node
 
-__all__ = ["GLOBAL_NAME_SERVER", "PROTOCOL_VSN", "GlobalCompat"]
+__all__ = [
+    "GLOBAL_NAME_SERVER",
+    "MAX_KNOWN",
+    "MAX_LOCKS",
+    "MAX_LOCKS_PER_PEER",
+    "PROTOCOL_VSN",
+    "GlobalCompat",
+]
 
 log = logging.getLogger("erldist.global")
 
 GLOBAL_NAME_SERVER = Atom("global_name_server")
 #: The sync protocol version we speak; OTP 25 to 28 all speak 8, older ones are ignored.
 PROTOCOL_VSN = 8
+#: Node names other nodes told us about that we remember as synced with us.
+MAX_KNOWN = 4096
+#: (resource, holder) pairs one peer's processes may hold; OTP's own use is a
+#: handful (the ``global`` lock while syncing, a few ``trans`` at a time).
+MAX_LOCKS_PER_PEER = 1024
+#: The same over all peers together.
+MAX_LOCKS = 8192
 
 _GEN_CAST = Atom("$gen_cast")
 _INIT_CONNECT = Atom("init_connect")
@@ -102,16 +124,22 @@ class _Lock:
 class GlobalCompat:
     """Registers ``global_name_server`` (and a locker pid) on ``node`` and runs the sync."""
 
-    def __init__(self, node: Node, router: Router) -> None:
+    def __init__(self, node: Node, router: Router, *, dial: DialFunction | None = None) -> None:
+        """``dial`` connects to a name a peer suggested without charging the atom
+        budget; by default the node's internal connect path (see ``_uncharged``)."""
         self._node = node
         self._router = router
         self._closed = False
+        self._dialer = SuggestedDialer(node.node_name, dial or _uncharged(node),
+                                       on_failure=self._forget_unreachable)
         # A random start keeps a restarted node's tags apart from its previous life's.
         self._tags = itertools.count(secrets.randbits(31) + 1)
         self._sessions: dict[str, _Session] = {}
         self._known: set[str] = set()
+        self._known_full = False
         self._locks: dict[Hashable, _Lock] = {}
-        self._dials: set[asyncio.Task[None]] = set()
+        self._held_by_peer: dict[str, int] = {}
+        self._lock_refused: set[str] = set()
         self._process = router.add_service(str(GLOBAL_NAME_SERVER), self._receive)
         self.pid = self._process.pid
         # Peers put our locker in their lock ids and may send it refusals; nothing to do.
@@ -124,9 +152,7 @@ class GlobalCompat:
         """Stop taking part: no more answers or dials (the node is going away)."""
         self._closed = True
         self._node.remove_listener(self._on_event)
-        for task in self._dials:
-            task.cancel()
-        self._dials.clear()
+        self._dialer.close()
         self._sessions.clear()
         self._known.clear()
         self._locks.clear()
@@ -153,11 +179,13 @@ class GlobalCompat:
     def _node_down(self, peer: str) -> None:
         self._sessions.pop(peer, None)
         self._known.discard(peer)
-        for resource, lock in list(self._locks.items()):
-            for holder in [p for p in lock.holders if p.node == peer]:
-                del lock.holders[holder]
-            if not lock.holders:
-                del self._locks[resource]
+        self._lock_refused.discard(peer)
+        if self._held_by_peer.pop(peer, 0):
+            for resource, lock in list(self._locks.items()):
+                for holder in [p for p in lock.holders if p.node == peer]:
+                    del lock.holders[holder]
+                if not lock.holders:
+                    del self._locks[resource]
 
     # --- the handshake ---------------------------------------------------------------
 
@@ -230,47 +258,82 @@ class GlobalCompat:
         if self._session(peer, tag) is None:
             return
         del self._sessions[peer]
-        self._known.add(peer)
-        others = [n for n in _node_names(his_known) if n != self._node.name]
-        self._known.update(others)
-        for other in others:
-            self._sync_other(other)
+        self._remember(peer)
+        self._learn(his_known, known_too=True)
 
     def _new_nodes(self, nodes: Any) -> None:
-        added = [n for n in _node_names(nodes) if n != self._node.name and n not in self._known]
-        self._known.update(added)
-        for other in added:
-            self._sync_other(other)
+        self._learn(nodes, known_too=False)
+
+    def _remember(self, name: str) -> bool:
+        """Add ``name`` to the known set if there is room; whether it is known now."""
+        if name in self._known:
+            return True
+        if len(self._known) >= MAX_KNOWN:
+            if not self._known_full:  # once per episode, not once per name
+                self._known_full = True
+                log.warning("global: %d known nodes is the limit; not remembering %s "
+                            "or more", MAX_KNOWN, name)
+            return False
+        self._known_full = False
+        self._known.add(name)
+        return True
+
+    def _learn(self, entries: Any, *, known_too: bool) -> None:
+        """Nodes a peer says it knows: remember each and tell it we are in sync
+        (``known_too``: also those we knew already, as a sync's end does)."""
+        for name in _node_names(entries):
+            if name == self._node.name or (name in self._known and not known_too):
+                continue
+            if self._remember(name):
+                self._sync_other(name)
 
     def _sync_other(self, name: str) -> None:
         """Cast ``in_sync`` to ``name``, connecting first (nodeup then sends it) if needed."""
         if self._node.connection(name) is not None:
             self._cast(name, (_IN_SYNC, self._node.atom, True))
-            return
-        task = self._node.loop.create_task(self._dial(name))
-        self._dials.add(task)
-        task.add_done_callback(self._dials.discard)
+        elif not self._dialer.suggest(name):
+            self._known.discard(name)  # it gets a full handshake if it ever connects
 
-    async def _dial(self, name: str) -> None:
-        try:
-            await self._node.connect(name)
-        except ConnectError as exc:
-            log.info("global: cannot reach %s to tell it we are in sync: %s", name, exc)
-            self._known.discard(name)
+    def _forget_unreachable(self, peer: NodeName, exc: Exception) -> None:
+        log.info("global: cannot reach %s to tell it we are in sync: %s", peer, exc)
+        self._known.discard(str(peer))
 
     # --- locks -----------------------------------------------------------------------
 
-    def _set_lock(self, resource: Any, requester: Any, holder: Pid) -> bool:
+    def _set_lock(self, peer: str, resource: Any, requester: Any, holder: Pid) -> bool:
+        if holder.node != peer:
+            return False  # a call over this link comes from a process on its node
         key = _key(resource)
         lock = self._locks.get(key)
+        if lock is not None and lock.requester != _key(requester):
+            return False
+        if lock is not None and holder in lock.holders:
+            return True
+        peer = holder.node
+        held = self._held_by_peer.get(peer, 0)
+        total = sum(self._held_by_peer.values())
+        if held >= MAX_LOCKS_PER_PEER or total >= MAX_LOCKS:
+            # "Busy": the requester retries or gives up, as with a contended lock.
+            if peer not in self._lock_refused:  # one line per episode, not per request
+                self._lock_refused.add(peer)
+                log.warning("global: refusing locks for %s: %d held by its node, %d in all",
+                            peer, held, total)
+            return False
+        self._lock_refused.discard(peer)
         if lock is None:
             lock = self._locks[key] = _Lock(_key(requester))
-        elif lock.requester != _key(requester):
-            return False
-        if holder not in lock.holders:
-            # OTP drops a lock when its holder dies; so must we.
-            lock.holders[holder] = self._router.monitor_nowait(self._process, holder)
+        # OTP drops a lock when its holder dies; so must we.
+        lock.holders[holder] = self._router.monitor_nowait(self._process, holder)
+        self._held_by_peer[peer] = held + 1
         return True
+
+    def _release(self, holder: Pid) -> None:
+        """One (resource, holder) pair of ``holder``'s node is gone."""
+        left = self._held_by_peer.get(holder.node, 0) - 1
+        if left > 0:
+            self._held_by_peer[holder.node] = left
+        else:
+            self._held_by_peer.pop(holder.node, None)
 
     def _del_lock(self, resource: Any, requester: Any, holder: Pid) -> None:
         key = _key(resource)
@@ -279,16 +342,19 @@ class GlobalCompat:
             return
         ref = lock.holders.pop(holder, None)
         if ref is not None:
+            self._release(holder)
             self._router.demonitor(self._process, ref)
         if not lock.holders:
             del self._locks[key]
 
     def _holder_down(self, ref: Reference) -> None:
-        """A monitored holder died: its locks go, as with OTP's monitors."""
+        """A monitored holder died: its locks go, as with OTP's monitors (the router
+        takes a DOWN only from the holder's own node)."""
         for key, lock in list(self._locks.items()):
             for holder, held in list(lock.holders.items()):
                 if held == ref:
                     del lock.holders[holder]
+                    self._release(holder)
             if not lock.holders:
                 del self._locks[key]
 
@@ -304,7 +370,7 @@ class GlobalCompat:
             return
         match message:
             case (Atom("$gen_call"), (Pid() as caller, _) as from_, request):
-                reply = self._call(caller, request)
+                reply = self._call(peer, caller, request)
                 if reply is not None:
                     gen.reply(self._router, self.pid, from_, reply)
             case (Atom("$gen_cast"), request):
@@ -320,11 +386,11 @@ class GlobalCompat:
             case _:
                 log.debug("global_name_server ignored %r from %s", message, peer)
 
-    def _call(self, caller: Pid, request: Any) -> Any:
+    def _call(self, peer: str, caller: Pid, request: Any) -> Any:
         """The reply to a ``gen_server`` call, or None to leave it unanswered as OTP does."""
         match request:
             case (Atom("set_lock"), (resource, requester)):
-                return self._set_lock(resource, requester, caller)
+                return self._set_lock(peer, resource, requester, caller)
             case (Atom("del_lock"), (resource, requester)):
                 self._del_lock(resource, requester, caller)
                 return True
@@ -358,6 +424,18 @@ class GlobalCompat:
 
     def _cast(self, peer: str, request: Any) -> None:
         self._send(peer, (_GEN_CAST, request))
+
+
+def _uncharged(node: Node) -> DialFunction:
+    """The default dial for suggested names: the node's peer table, minus the budget.
+
+    ``Node.connect`` charges the user's atom budget, which a peer's words must
+    never spend; ``Peers.ensure`` is the same path without that charge.
+    """
+    async def dial(peer: NodeName) -> None:
+        await node.peers.ensure(peer, None)
+
+    return dial
 
 
 def _node_names(entries: Any) -> list[str]:
