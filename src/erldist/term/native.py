@@ -1,6 +1,7 @@
 """The term codec's entry points backed by the native core, shaped like the pure ones.
 
-Only imported when ``erldist.core`` found ``erldist_native``. Inputs that are
+``erldist.term`` uses these when ``erldist.core`` chose the native core (the
+differential tests import them whatever the choice). Inputs that are
 not ``bytes`` are copied once (the native decoder reads only immutable
 ``bytes``), and compression stays Python's ``zlib`` so compressed output is
 identical to the pure encoder's.
@@ -11,15 +12,12 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from erldist.core import native_module
+import erldist_native as _native
+
 from erldist.term.decode import DecodeLimits
 from erldist.term.encode import _level
 
 __all__ = ["decode", "decode_prefix", "encode", "encode_into"]
-
-_native = native_module()
-if _native is None:  # pragma: no cover - erldist.term only imports this with the core loaded
-    raise ImportError("the native core is not loaded")
 
 _decode = _native.decode
 _decode_prefix = _native.decode_prefix
