@@ -5,6 +5,7 @@ Synchronous code uses ``erldist.cluster`` (the seed's API); asyncio code uses
 """
 
 from erldist import cluster, config, telemetry
+from erldist.core import core_name
 from erldist.errors import (
     AlreadyStarted,
     ConnectAtomBudgetExceeded,
@@ -91,6 +92,7 @@ __all__ = [
     "cluster",
     "config",
     "connect_error_to_string",
+    "core_name",
     "decode",
     "encode",
     "start_error_to_string",

@@ -27,7 +27,7 @@ def _load() -> ModuleType | None:
     if choice == "pure":
         return None
     try:
-        import erldist_native
+        import erldist_native  # noqa: PLC0415 - optional, and ERLDIST_CORE decides first
     except ImportError:
         if choice == "native":
             raise ImportError(
@@ -43,7 +43,8 @@ def _load() -> ModuleType | None:
                 "reinstall it from the same checkout"
             )
         return None
-    return erldist_native
+    module: ModuleType = erldist_native
+    return module
 
 
 _NATIVE: Final = _load()

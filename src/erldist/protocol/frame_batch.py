@@ -79,7 +79,8 @@ class FrameBatchDecoder:
         while end - pos >= 4:
             length = int.from_bytes(source[pos : pos + 4], "big")
             if length > self.max_frame:
-                items.append(self._break(f"{length}-byte frame is over the {self.max_frame}-byte cap"))
+                reason = f"{length}-byte frame is over the {self.max_frame}-byte cap"
+                items.append(self._break(reason))
                 return items
             stop = pos + 4 + length
             if stop > end:
