@@ -61,10 +61,8 @@ echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest (native core)"
 ERLDIST_CORE=native .venv/bin/python -m pytest "$@"
-if [ "$#" -eq 0 ]; then
-  echo "== pytest (pure core): codec, protocol and term interop tests"
-  ERLDIST_CORE=pure .venv/bin/python -m pytest -q tests/unit/test_term_*.py \
-    tests/unit/test_framing.py tests/unit/test_control.py tests/unit/test_handshake.py \
-    tests/unit/test_core_differential.py tests/unit/test_frame_batch.py \
-    tests/interop/test_term_interop.py
-fi
+echo "== pytest (pure core): codec, protocol, differential and term interop tests"
+ERLDIST_CORE=pure .venv/bin/python -m pytest -q tests/unit/test_term_*.py \
+  tests/unit/test_framing.py tests/unit/test_control.py tests/unit/test_handshake.py \
+  tests/unit/test_core_differential.py tests/unit/test_frame_batch.py \
+  tests/interop/test_term_interop.py

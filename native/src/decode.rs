@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -847,11 +847,21 @@ impl<'a, 'py> Decoder<'a, 'py> {
     }
 }
 
-/// `decode(data, limits)`: exactly one term after the 131 version byte.
+/// `data` as `bytes`: itself, or a copy of any other buffer (as `bytes(data)`).
+fn as_bytes<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(bytes) = data.downcast_exact::<PyBytes>() {
+        return Ok(bytes.clone());
+    }
+    let copy = data.py().get_type_bound::<PyBytes>().call1((data,))?;
+    Ok(copy.downcast_into::<PyBytes>()?)
+}
+
+/// `decode(data, *, limits=None)`: exactly one term after the 131 version byte.
 #[pyfunction]
-#[pyo3(signature = (data, limits=None))]
-pub fn decode(py: Python<'_>, data: &Bound<'_, PyBytes>, limits: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+#[pyo3(signature = (data, *, limits=None))]
+pub fn decode(py: Python<'_>, data: &Bound<'_, PyAny>, limits: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
     let limits = Limits::from_py(limits)?;
+    let data = as_bytes(data)?;
     let bytes = data.as_bytes();
     let decoder = Decoder::new(py, bytes, limits)?;
     let result = decoder.top(0, true).and_then(|(term, end)| {
@@ -863,17 +873,33 @@ pub fn decode(py: Python<'_>, data: &Bound<'_, PyBytes>, limits: Option<&Bound<'
     result.map_err(|fail| into_pyerr(py, fail))
 }
 
-/// `decode_prefix(data, offset, limits, version_byte)`: one term at `offset`,
-/// and the offset just past it.
+/// `decode_prefix(data, offset=0, *, limits=None, version_byte=True)`: one
+/// term at `offset`, and the offset just past it.
 #[pyfunction]
-#[pyo3(signature = (data, offset, limits=None, version_byte=true))]
+#[pyo3(signature = (data, offset=None, *, limits=None, version_byte=true))]
 pub fn decode_prefix(
     py: Python<'_>,
-    data: &Bound<'_, PyBytes>,
-    offset: usize,
+    data: &Bound<'_, PyAny>,
+    offset: Option<&Bound<'_, PyAny>>,
     limits: Option<&Bound<'_, PyAny>>,
     version_byte: bool,
 ) -> PyResult<(PyObject, usize)> {
+    let data = as_bytes(data)?;
+    let offset: usize = match offset {
+        None => 0,
+        Some(offset) => {
+            if offset.lt(0)? {
+                return Err(PyValueError::new_err(format!("offset must be >= 0, got {offset}")));
+            }
+            if offset.gt(data.as_bytes().len())? {
+                // Past the end (maybe past any usize): nothing to decode there.
+                let reason = if version_byte { "truncated: no version byte" } else { "truncated term" };
+                let exc = refs(py)?.decode_error.bind(py).call1((offset, reason))?;
+                return Err(PyErr::from_value_bound(exc));
+            }
+            offset.extract()?
+        }
+    };
     let limits = Limits::from_py(limits)?;
     let decoder = Decoder::new(py, data.as_bytes(), limits)?;
     decoder.top(offset, version_byte).map_err(|fail| into_pyerr(py, fail))

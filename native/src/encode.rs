@@ -470,3 +470,22 @@ pub fn encode_body<'py>(py: Python<'py>, term: &Bound<'py, PyAny>, version: bool
     encoder.encode(term, 0)?;
     Ok(PyBytes::new_bound(py, &encoder.out))
 }
+
+/// `encode(term, *, compressed=False)`: the external format of `term`.
+/// Compressed output comes from the pure core's helper (Python's zlib), so
+/// it is byte for byte the pure encoder's.
+#[pyfunction]
+#[pyo3(signature = (term, *, compressed=None))]
+pub fn encode<'py>(
+    py: Python<'py>,
+    term: &Bound<'py, PyAny>,
+    compressed: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match compressed {
+        Some(level) if !level.is(&*PyBool::new_bound(py, false)) => {
+            let helper = py.import_bound("erldist.term.native")?.getattr("_encode_compressed")?;
+            helper.call1((term, level))
+        }
+        _ => Ok(encode_body(py, term, true)?.into_any()),
+    }
+}

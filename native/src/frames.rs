@@ -80,7 +80,7 @@ fn hex_head(frame: &[u8]) -> String {
 #[pymethods]
 impl FrameDecoder {
     #[new]
-    fn new(
+    pub fn build(
         py: Python<'_>,
         header_mode: bool,
         limits: PyObject,

@@ -8,16 +8,16 @@
 //! `bytes` object or a Rust-owned `Vec<u8>`.
 #![forbid(unsafe_code)]
 
-mod decode;
+pub mod decode;
 mod encode;
-mod frames;
-mod pyrefs;
+pub mod frames;
+pub mod pyrefs;
 
 use pyo3::prelude::*;
 
 /// Bumped whenever the functions below change shape, so an `erldist` that
 /// expects another shape falls back to the pure core instead of misbehaving.
-const API_VERSION: u32 = 1;
+const API_VERSION: u32 = 2;
 
 #[pymodule]
 fn erldist_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -26,6 +26,7 @@ fn erldist_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode::decode, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_body, m)?)?;
+    m.add_function(wrap_pyfunction!(encode::encode, m)?)?;
     m.add_class::<frames::FrameDecoder>()?;
     Ok(())
 }

@@ -91,12 +91,12 @@ def outcome(fn: Callable[[], Any]) -> Any:
 
 def same_decode(data: bytes, limits: DecodeLimits | None = None) -> None:
     pure = outcome(lambda: pure_decode(data, limits=limits))
-    assert outcome(lambda: native.decode(data, limits)) == pure, data.hex()
+    assert outcome(lambda: native.decode(data, limits=limits)) == pure, data.hex()
 
 
 def same_prefix(data: bytes, offset: int, version_byte: bool) -> None:
     pure = outcome(lambda: pure_decode_prefix(data, offset, version_byte=version_byte))
-    got = outcome(lambda: native.decode_prefix(data, offset, None, version_byte))
+    got = outcome(lambda: native.decode_prefix(data, offset, version_byte=version_byte))
     assert got == pure, (data.hex(), offset, version_byte)
 
 
@@ -116,11 +116,9 @@ def test_corpus_encodes_and_decodes_identically() -> None:
 
 @pytest.mark.parametrize("level", [True, 1, 9])
 def test_compressed_corpus(level: bool | int) -> None:
-    from erldist.term.native import encode as native_encode
-
     for term in corpus(level + 7, 300):
         data = pure_encode(term, compressed=level)
-        assert native_encode(term, compressed=level) == data
+        assert native.encode(term, compressed=level) == data
         same_decode(data)
 
 
@@ -133,6 +131,24 @@ def test_hostile_truncations_and_corruptions() -> None:
                 corrupt = bytearray(sample)
                 corrupt[pos] = value
                 same_decode(bytes(corrupt))
+
+
+@pytest.mark.parametrize("source", [bytes, bytearray, memoryview])
+def test_every_buffer_type_and_offset(source: Callable[[bytes], Any]) -> None:
+    data = pure_encode([Atom("a"), 1, b"x"])
+    for offset in (-1, 0, 1, 2, len(data), len(data) + 5, 2**70):
+        got = outcome(lambda o=offset: native.decode_prefix(source(data), o))
+        assert got == outcome(lambda o=offset: pure_decode_prefix(source(data), o))
+    assert outcome(lambda: native.decode(source(data))) == outcome(
+        lambda: pure_decode(source(data))
+    )
+
+
+def test_encode_options() -> None:
+    term = [Atom("a")] * 50
+    for compressed in (False, True, 0, 1, 9, 10, -1, "yes", 1.5):
+        got = outcome(lambda c=compressed: native.encode(term, compressed=c))
+        assert got == outcome(lambda c=compressed: pure_encode(term, compressed=c))
 
 
 def test_random_byte_soup_after_every_tag() -> None:
