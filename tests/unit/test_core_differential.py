@@ -147,7 +147,8 @@ def test_every_buffer_type_and_offset(source: Callable[[bytes], Any]) -> None:
 
 def test_encode_options() -> None:
     term = [Atom("a")] * 50
-    for compressed in (False, True, 0, 1, 9, 10, -1, "yes", 1.5):
+    options: tuple[Any, ...] = (False, True, 0, 1, 9, 10, -1, "yes", 1.5)
+    for compressed in options:
         got = outcome(partial(native.encode, term, compressed=compressed))
         assert got == outcome(partial(pure_encode, term, compressed=compressed))
 
