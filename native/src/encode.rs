@@ -10,7 +10,7 @@ use pyo3::exceptions::PyUnicodeEncodeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyList, PyLong, PyMemoryView, PyString, PyTuple, PyType,
+    PyBool, PyByteArray, PyBytes, PyDict, PyList, PyLong, PyString, PyTuple, PyType,
 };
 
 use crate::pyrefs::{refs, Refs};
@@ -66,46 +66,27 @@ impl<'a, 'py> Encoder<'a, 'py> {
     }
 
     fn kind_of(&self, ty: &Bound<'py, PyType>) -> Option<Kind> {
-        let py = self.py;
-        let r = self.refs;
-        let t = ty.as_ptr();
-        let same = |other: &Py<PyAny>| other.as_ptr() == t;
-        Some(if t == r.atom.as_ptr() {
-            Kind::Atom
-        } else if ty.is(&py.get_type_bound::<PyLong>()) {
-            Kind::Int
-        } else if ty.is(&py.get_type_bound::<PyBytes>()) || ty.is(&py.get_type_bound::<PyByteArray>()) {
-            Kind::Bytes
-        } else if ty.is(&py.get_type_bound::<PyTuple>()) {
-            Kind::Tuple
-        } else if ty.is(&py.get_type_bound::<PyList>()) || same(&r.frozen_list) {
-            Kind::List
-        } else if ty.is(&py.get_type_bound::<PyDict>()) || same(&r.frozen_map) {
-            Kind::Dict
-        } else if ty.is(&py.get_type_bound::<PyBool>()) {
-            Kind::Bool
-        } else if ty.is(&py.get_type_bound::<PyFloat>()) {
-            Kind::Float
-        } else if ty.is(&py.get_type_bound::<PyString>()) {
-            Kind::Str
-        } else if same(&r.pid) {
-            Kind::Pid
-        } else if same(&r.reference) {
-            Kind::Reference
-        } else if same(&r.port) {
-            Kind::Port
-        } else if same(&r.bit_binary) {
-            Kind::BitBinary
-        } else if same(&r.improper_list) {
-            Kind::ImproperList
-        } else if same(&r.export) {
-            Kind::Export
-        } else if same(&r.fun) {
-            Kind::Fun
-        } else if ty.is(&py.get_type_bound::<PyMemoryView>()) {
-            Kind::MemoryView
-        } else {
-            return None;
+        let t = ty.as_ptr() as usize;
+        let ids = &self.refs.types;
+        Some(match t {
+            _ if t == ids.atom => Kind::Atom,
+            _ if t == ids.int => Kind::Int,
+            _ if t == ids.bytes || t == ids.bytearray => Kind::Bytes,
+            _ if t == ids.tuple => Kind::Tuple,
+            _ if t == ids.list || t == ids.frozen_list => Kind::List,
+            _ if t == ids.dict || t == ids.frozen_map => Kind::Dict,
+            _ if t == ids.bool => Kind::Bool,
+            _ if t == ids.float => Kind::Float,
+            _ if t == ids.str => Kind::Str,
+            _ if t == ids.pid => Kind::Pid,
+            _ if t == ids.reference => Kind::Reference,
+            _ if t == ids.port => Kind::Port,
+            _ if t == ids.bit_binary => Kind::BitBinary,
+            _ if t == ids.improper_list => Kind::ImproperList,
+            _ if t == ids.export => Kind::Export,
+            _ if t == ids.fun => Kind::Fun,
+            _ if t == ids.memoryview => Kind::MemoryView,
+            _ => return None,
         })
     }
 

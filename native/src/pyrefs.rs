@@ -33,6 +33,33 @@ pub struct Refs {
     pub atom_bytes: Py<PyAny>,
     pub atom_true: Py<PyAny>,
     pub atom_false: Py<PyAny>,
+    /// Addresses of the type objects the encoder dispatches on, compared as
+    /// integers (the types are immortal builtins or kept alive above).
+    pub types: TypeIds,
+}
+
+#[derive(Clone, Copy)]
+pub struct TypeIds {
+    pub atom: usize,
+    pub int: usize,
+    pub bytes: usize,
+    pub bytearray: usize,
+    pub tuple: usize,
+    pub list: usize,
+    pub dict: usize,
+    pub bool: usize,
+    pub float: usize,
+    pub str: usize,
+    pub memoryview: usize,
+    pub frozen_list: usize,
+    pub frozen_map: usize,
+    pub pid: usize,
+    pub reference: usize,
+    pub port: usize,
+    pub bit_binary: usize,
+    pub improper_list: usize,
+    pub export: usize,
+    pub fun: usize,
 }
 
 static REFS: GILOnceCell<Refs> = GILOnceCell::new();
@@ -50,7 +77,32 @@ pub fn refs(py: Python<'_>) -> PyResult<&'static Refs> {
         let make_atom = |text: &str| -> PyResult<Py<PyAny>> {
             Ok(str_new.call1((&atom, PyString::new_bound(py, text)))?.unbind())
         };
+        let id = |name: &str| -> PyResult<usize> { Ok(types.getattr(name)?.as_ptr() as usize) };
+        let builtin = |name: &str| -> PyResult<usize> { Ok(builtins.getattr(name)?.as_ptr() as usize) };
+        let type_ids = TypeIds {
+            atom: atom.as_ptr() as usize,
+            int: builtin("int")?,
+            bytes: builtin("bytes")?,
+            bytearray: builtin("bytearray")?,
+            tuple: builtin("tuple")?,
+            list: builtin("list")?,
+            dict: builtin("dict")?,
+            bool: builtin("bool")?,
+            float: builtin("float")?,
+            str: builtin("str")?,
+            memoryview: builtin("memoryview")?,
+            frozen_list: id("FrozenList")?,
+            frozen_map: id("FrozenMap")?,
+            pid: id("Pid")?,
+            reference: id("Reference")?,
+            port: id("Port")?,
+            bit_binary: id("BitBinary")?,
+            improper_list: id("ImproperList")?,
+            export: id("Export")?,
+            fun: id("Fun")?,
+        };
         Ok(Refs {
+            types: type_ids,
             atom_true: make_atom("true")?,
             atom_false: make_atom("false")?,
             pid: get("Pid")?,
