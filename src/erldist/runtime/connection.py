@@ -42,8 +42,7 @@ from erldist.protocol.handshake import (
     StatusRequired,
     Step,
 )
-from erldist.term import encode, encode_into
-from erldist.term.decode import decode_prefix
+from erldist.term import decode_prefix, encode, encode_into
 
 log = logging.getLogger("erldist.connection")
 

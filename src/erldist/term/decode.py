@@ -184,12 +184,30 @@ def _release(buf: _Buffer) -> None:
 
 def _decode_compressed(data: _Buffer, pos: int, limits: DecodeLimits) -> tuple[Any, int]:
     """Tag 80: a declared size, then a zlib stream inflating to exactly that size."""
+    inflated, end = _inflate(data, pos, limits.max_inflated_bytes)
+    want = len(inflated)
+    try:
+        term, used = _decode_body(inflated, 0, limits)
+    except DecodeError as exc:
+        raise DecodeError(
+            pos, f"inside compressed term at byte {exc.offset}: {exc.reason}"
+        ) from None
+    if used != want:
+        raise DecodeError(pos, f"{want - used} trailing bytes inside compressed term")
+    return term, end
+
+
+def _inflate(data: _Buffer, pos: int, max_inflated: int) -> tuple[bytes, int]:
+    """The inflated body of the compressed term at ``pos``, and the offset past it.
+
+    The native core calls this too, so both cores report zlib's errors alike.
+    """
     if pos + 5 > len(data):
         raise DecodeError(pos, "truncated compressed term header")
     want = _U32(data, pos + 1)[0]
-    if want > limits.max_inflated_bytes:
+    if want > max_inflated:
         raise DecodeError(
-            pos, f"compressed term declares {want} bytes, over the {limits.max_inflated_bytes} cap"
+            pos, f"compressed term declares {want} bytes, over the {max_inflated} cap"
         )
     inflater = zlib.decompressobj()
     try:
@@ -206,16 +224,7 @@ def _decode_compressed(data: _Buffer, pos: int, limits: DecodeLimits) -> tuple[A
         raise DecodeError(
             pos, f"compressed term inflates to {len(inflated)} bytes, declared {want}"
         )
-    end = len(data) - len(inflater.unused_data)
-    try:
-        term, used = _decode_body(inflated, 0, limits)
-    except DecodeError as exc:
-        raise DecodeError(
-            pos, f"inside compressed term at byte {exc.offset}: {exc.reason}"
-        ) from None
-    if used != want:
-        raise DecodeError(pos, f"{want - used} trailing bytes inside compressed term")
-    return term, end
+    return inflated, len(data) - len(inflater.unused_data)
 
 
 # Frame kinds on the container stack; _TOP stands for "no container".

@@ -1,0 +1,342 @@
+"""The native core against the pure one: same terms, same bytes, same errors.
+
+Both cores run in this one process, whichever ``ERLDIST_CORE`` chose for the
+rest of the suite: the pure functions from ``term.decode``/``term.encode`` and
+``FrameBatchDecoder``, the native ones straight from ``erldist_native``. Each
+comparison is exact: result types all the way down (``Atom`` vs ``str`` vs
+``bool``, ``FrozenList``...), dict order, encoded bytes, and for errors the
+exception type, offset and message.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from erldist.errors import DecodeError
+from erldist.protocol.flags import DFlag
+from erldist.protocol.frame_batch import FrameBatchDecoder
+from erldist.protocol.framing import DistEncoder
+from erldist.term.decode import DEFAULT_LIMITS, DecodeLimits
+from erldist.term.decode import decode as pure_decode
+from erldist.term.decode import decode_prefix as pure_decode_prefix
+from erldist.term.encode import encode as pure_encode
+from erldist.term.types import (
+    Atom,
+    Export,
+    FrozenList,
+    FrozenMap,
+    ImproperList,
+    Pid,
+    Port,
+    Reference,
+)
+from tests.support.terms import big_terms, random_term
+from tests.unit.test_term_hostile import SAMPLES
+
+native = pytest.importorskip("erldist_native", reason="the native core is not installed")
+
+POOL = (
+    Pid(Atom("a@h"), 1, 2, 3),
+    Reference(Atom("a@h"), 7, (1, 2, 3)),
+    Port(Atom("a@h"), 2**40, 1),
+    Port(Atom("a@h"), 5, 1),
+    Export(Atom("lists"), Atom("map"), 2),
+)
+EXTRA = [
+    ImproperList((1, Atom("x")), b"tail"),
+    FrozenList([1, 2]),
+    {FrozenList([104, 105]): 1, FrozenMap({1: 2}): 2, (1, FrozenList([2])): 3},
+    {i: i for i in range(200)},
+    [float(i) for i in range(70)],
+    2**64,
+    -(2**63),
+    2**63,
+    -(2**64) + 1,
+]
+
+
+def typed(term: Any) -> Any:
+    """``term`` with the exact type of every part spelled out, dict order kept."""
+    kind = type(term)
+    if kind in (list, tuple, FrozenList):
+        return (kind.__name__, [typed(x) for x in term])
+    if kind is dict:
+        return ("dict", [(typed(k), typed(v)) for k, v in term.items()])
+    if kind is FrozenMap:
+        return ("FrozenMap", [(typed(k), typed(v)) for k, v in term.items()])
+    if kind is float:
+        return ("float", term.hex())
+    if kind is ImproperList:
+        return ("ImproperList", typed(term.items), typed(term.tail))
+    return (kind.__name__, repr(term), term)
+
+
+def outcome(fn: Callable[[], Any]) -> Any:
+    try:
+        result = fn()
+    except Exception as exc:
+        detail = (exc.offset, exc.reason) if isinstance(exc, DecodeError) else ()
+        return ("raised", type(exc).__name__, str(exc), detail)
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
+        return ("ok", typed(result[0]), result[1])
+    return ("ok", typed(result))
+
+
+def same_decode(data: bytes, limits: DecodeLimits | None = None) -> None:
+    pure = outcome(lambda: pure_decode(data, limits=limits))
+    assert outcome(lambda: native.decode(data, limits=limits)) == pure, data.hex()
+
+
+def same_prefix(data: bytes, offset: int, version_byte: bool) -> None:
+    pure = outcome(lambda: pure_decode_prefix(data, offset, version_byte=version_byte))
+    got = outcome(lambda: native.decode_prefix(data, offset, version_byte=version_byte))
+    assert got == pure, (data.hex(), offset, version_byte)
+
+
+def corpus(seed: int, size: int) -> list[Any]:
+    rng = random.Random(seed)
+    return [random_term(rng, POOL) for _ in range(size)] + big_terms(rng) + EXTRA
+
+
+def test_corpus_encodes_and_decodes_identically() -> None:
+    for term in corpus(20261129, 3000):
+        data = pure_encode(term)
+        assert native.encode_body(term, True) == data
+        assert native.encode_body(term, False) == data[1:]
+        same_decode(data)
+        same_prefix(data[1:], 0, False)
+
+
+@pytest.mark.parametrize("level", [True, 1, 9])
+def test_compressed_corpus(level: bool | int) -> None:
+    for term in corpus(level + 7, 300):
+        data = pure_encode(term, compressed=level)
+        assert native.encode(term, compressed=level) == data
+        same_decode(data)
+
+
+def test_hostile_truncations_and_corruptions() -> None:
+    for sample in SAMPLES:
+        for cut in range(len(sample) + 1):
+            same_decode(sample[:cut])
+        for pos in range(1, len(sample)):
+            for value in (0x00, 0x01, 0x7F, 0x80, 0xFF, sample[pos] ^ 0x01):
+                corrupt = bytearray(sample)
+                corrupt[pos] = value
+                same_decode(bytes(corrupt))
+
+
+@pytest.mark.parametrize("source", [bytes, bytearray, memoryview])
+def test_every_buffer_type_and_offset(source: Callable[[bytes], Any]) -> None:
+    data = pure_encode([Atom("a"), 1, b"x"])
+    for offset in (-1, 0, 1, 2, len(data), len(data) + 5, 2**70):
+        got = outcome(partial(native.decode_prefix, source(data), offset))
+        assert got == outcome(partial(pure_decode_prefix, source(data), offset))
+    assert outcome(lambda: native.decode(source(data))) == outcome(
+        lambda: pure_decode(source(data))
+    )
+
+
+def test_encode_options() -> None:
+    term = [Atom("a")] * 50
+    options: tuple[Any, ...] = (False, True, 0, 1, 9, 10, -1, "yes", 1.5)
+    for compressed in options:
+        got = outcome(partial(native.encode, term, compressed=compressed))
+        assert got == outcome(partial(pure_encode, term, compressed=compressed))
+
+
+def test_random_byte_soup_after_every_tag() -> None:
+    rng = random.Random(5)
+    for _ in range(20_000):
+        tag = rng.randrange(256)
+        tail = rng.randbytes(rng.randrange(0, 24))
+        same_decode(bytes([131, tag]) + tail)
+        same_prefix(bytes([tag]) + tail, 0, False)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes(data: bytes) -> None:
+    same_decode(data)
+    same_decode(b"\x83" + data)
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        DecodeLimits(max_depth=2),
+        DecodeLimits(max_elements=5),
+        DecodeLimits(max_binary_bytes=3),
+        DecodeLimits(max_bigint_bytes=2),
+        DecodeLimits(max_inflated_bytes=10),
+        DecodeLimits(max_elements=10**30),
+    ],
+)
+def test_caps(limits: DecodeLimits) -> None:
+    for term in corpus(3, 300):
+        same_decode(pure_encode(term), limits)
+        same_decode(pure_encode(term, compressed=True), limits)
+
+
+def deep(levels: int) -> Any:
+    term: Any = []
+    for _ in range(levels):
+        term = [term]
+    return term
+
+
+def cyclic() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
+BAD_TERMS: list[Any] = [
+    None,
+    object(),
+    {1, 2},
+    float("nan"),
+    float("-inf"),
+    str.__new__(Atom, "x" * 256),
+    Atom("\ud800"),
+    "\udfff",
+    Pid(Atom("a@h"), -1, 0, 0),
+    Pid(Atom("a@h"), 1.5, 0, 0),  # type: ignore[arg-type]
+    Pid(5, 1, 2, 3),  # type: ignore[arg-type]
+    Reference(Atom("a@h"), 1, (1, 2, 3, 4, 5, 6)),
+    Reference(Atom("a@h"), 2**32, (1,)),
+    Port(Atom("a@h"), 2**64, 1),
+    Port(Atom("a@h"), 1, True),
+    Export(Atom("m"), Atom("f"), 256),
+    [1, 2, None],
+    {Atom("k"): {1: object()}},
+    deep(5000),
+    cyclic(),
+]
+
+
+@pytest.mark.parametrize("term", BAD_TERMS, ids=range(len(BAD_TERMS)))
+def test_encode_errors(term: Any) -> None:
+    assert outcome(lambda: native.encode_body(term, True)) == outcome(lambda: pure_encode(term))
+
+
+def test_subclasses_encode_as_their_base() -> None:
+    import enum
+    from collections import OrderedDict, namedtuple
+
+    class Color(enum.IntEnum):
+        RED = 300
+
+    class Name(Atom):
+        pass
+
+    point = namedtuple("point", "x y")
+    ordered: OrderedDict[Any, Any] = OrderedDict([(1, 2), (3, 4)])
+    ordered.move_to_end(1)
+    for term in (Color.RED, Name("n"), point(1, 2), ordered, [True, 1], [1, 300], b"x" * 70000):
+        assert native.encode_body(term, True) == pure_encode(term)
+
+
+# --- frame batches ------------------------------------------------------------------------
+
+HEADER_FLAGS = int(DFlag.DIST_HDR_ATOM_CACHE)
+
+
+def fragments(seq: int, body: bytes, pieces: int) -> list[bytes]:
+    size = -(-len(body) // pieces)
+    chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    frames = []
+    for i, chunk in enumerate(chunks):
+        frag = len(chunks) - i
+        if i == 0:
+            head = b"\x83\x45" + struct.pack(">QQ", seq, frag) + b"\x00"
+        else:
+            head = b"\x83\x46" + struct.pack(">QQ", seq, frag)
+        frames.append(head + chunk)
+    return frames
+
+
+def stream(rng: random.Random, header_mode: bool, hostile: bool) -> bytes:
+    encoder = DistEncoder(HEADER_FLAGS if header_mode else 0)
+    out = bytearray()
+    for _ in range(rng.randrange(1, 30)):
+        term = random_term(rng, POOL)
+        choice = rng.random()
+        if choice < 0.1:
+            out += b"\x00\x00\x00\x00"
+        elif header_mode and choice < 0.3:
+            body = encoder.frame((2, Atom(""), Pid(Atom("a@h"), 1, 2, 3)), term)[7:]
+            for frame in fragments(rng.randrange(4), body, rng.randrange(1, 5)):
+                out += len(frame).to_bytes(4, "big") + frame
+        else:
+            whole = bytearray(encoder.frame((2, Atom(""), Pid(Atom("a@h"), 1, 2, 3)), term))
+            if hostile and rng.random() < 0.3:
+                whole[rng.randrange(4, len(whole))] = rng.randrange(256)
+            out += whole
+    if hostile and rng.random() < 0.5:
+        out += rng.randbytes(rng.randrange(1, 40))
+    return bytes(out)
+
+
+def batch_outcome(decoder: Any, chunks: list[bytes]) -> list[Any]:
+    seen: list[Any] = []
+    for chunk in chunks:
+        try:
+            items = decoder.feed(chunk)
+        except Exception as exc:
+            seen.append(("raised", type(exc).__name__, str(exc)))
+            continue
+        for item in items:
+            if isinstance(item, Exception):
+                cause = item.__cause__
+                seen.append(("item", type(item).__name__, str(item), type(cause).__name__))
+            else:
+                seen.append(("message", typed(item)))
+        seen.append(("buffered", decoder.buffered))
+    return seen
+
+
+@pytest.mark.parametrize("header_mode", [False, True])
+@pytest.mark.parametrize("hostile", [False, True])
+def test_frame_batches(header_mode: bool, hostile: bool) -> None:
+    rng = random.Random(f"{header_mode}{hostile}")
+    flags = HEADER_FLAGS if header_mode else 0
+    for _ in range(150):
+        data = stream(rng, header_mode, hostile)
+        cuts = sorted(rng.sample(range(len(data) + 1), min(len(data), rng.randrange(0, 6))))
+        chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        max_frame = rng.choice((1 << 30, 60))
+        limits = rng.choice((DEFAULT_LIMITS, DecodeLimits(max_depth=1)))
+        pure = FrameBatchDecoder(flags, limits, max_frame, 2, 500)
+        fast = native.FrameDecoder(header_mode, limits, max_frame, 2, 500)
+        assert batch_outcome(fast, chunks) == batch_outcome(pure, chunks)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x83\x44\x01",
+        b"\x83\x47\x00",
+        b"\x70\x83",
+        b"\x83\x45" + struct.pack(">QQ", 1, 0) + b"\x00",
+        b"\x83\x46" + struct.pack(">QQ", 9, 1),
+        b"\x83\x45" + struct.pack(">QQ", 1, 1),
+        b"\x83\x44\x00\x61\x01\x61\x02\x61\x03",
+        b"\x83\x44\x00\x50\x00\x00\x00\x02\x78\x9c",
+    ],
+)
+@pytest.mark.parametrize("header_mode", [False, True])
+def test_hostile_frames(frame: bytes, header_mode: bool) -> None:
+    data = len(frame).to_bytes(4, "big") + frame
+    flags = HEADER_FLAGS if header_mode else 0
+    pure = FrameBatchDecoder(flags)
+    fast = native.FrameDecoder(header_mode, DEFAULT_LIMITS, 1 << 27, 64, 1 << 26)
+    assert batch_outcome(fast, [data, data]) == batch_outcome(pure, [data, data])
