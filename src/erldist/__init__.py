@@ -46,6 +46,9 @@ from erldist.errors import (
     StartError,
     StartFailed,
     TagMismatch,
+    TlsError,
+    TlsFailure,
+    TlsSettingsError,
     TypeMismatch,
     ValueTooLarge,
     VersionMismatch,
@@ -57,6 +60,7 @@ from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
 from erldist.runtime.node import Node
 from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
+from erldist.runtime.tls import TlsSettings
 from erldist.term import DecodeLimits, decode, encode
 from erldist.term.types import (
     Atom,
@@ -136,6 +140,10 @@ __all__ = [
     "StartFailed",
     "Subject",
     "TagMismatch",
+    "TlsError",
+    "TlsFailure",
+    "TlsSettings",
+    "TlsSettingsError",
     "TypeMismatch",
     "ValueTooLarge",
     "VersionMismatch",

@@ -31,6 +31,7 @@ from erldist.monitor import ClusterMonitor, Subject
 from erldist.names import BudgetSite
 from erldist.runtime.node import Node, check_peer, check_start
 from erldist.runtime.router import Destination
+from erldist.runtime.tls import TlsSettings
 from erldist.term.types import Pid, Term
 
 __all__ = [
@@ -132,8 +133,12 @@ def start_node(
     port: int = 0,
     epmd_port: int | None = None,
     timeout: float | None = None,
+    tls: TlsSettings | None = None,
 ) -> None:
     """Make this process the distributed node ``name`` (e.g. ``"app@127.0.0.1"``).
+
+    ``tls`` makes it a TLS distribution node (OTP's ``-proto_dist inet_tls``);
+    a certificate or key that cannot be loaded raises ``TlsSettingsError``.
 
     Raises a ``StartError``: ``InvalidNodeName``, ``StartAtomBudgetExceeded``,
     ``InvalidCookieFormat`` (checked in that order, before anything else),
@@ -149,7 +154,7 @@ def start_node(
             raise AlreadyStarted()
         node = _run(
             Node.start(name, cookie, hidden=hidden, port=port, epmd_port=epmd_port,
-                       timeout=budget_s),
+                       timeout=budget_s, tls=tls),
             budget_s + _GRACE,
         )
         node.add_listener(_fan_out)

@@ -365,9 +365,9 @@ class TlsError(ConnectFailed):
 
     def __init__(self, failure: TlsFailure, peer: str, detail: str, *,
                  by_peer: bool = False) -> None:
-        who = "the peer refused us" if by_peer else "refused"
-        ConnectError.__init__(self, f"TLS with {peer}: {who}: {failure.value} ({detail})")
-        self.detail = f"TLS {failure.value}: {detail}"
+        who = "refused by the peer" if by_peer else "refused"
+        self.detail = f"TLS {who}: {failure.value} ({detail})"
+        ConnectError.__init__(self, f"{self.detail} [{peer}]")
         self.failure = failure
         self.peer = peer
         self.by_peer = by_peer

@@ -337,8 +337,7 @@ class TlsListener(asyncio.Protocol):
             cert = secure.get_extra_info("peercert") or {}
             if not address_matches(cert, address):
                 secure.abort()
-                report(TlsError(TlsFailure.WRONG_HOST, address,
-                                "the peer's certificate does not name the address it connects from"),
-                       "accept")
+                report(TlsError(TlsFailure.WRONG_HOST, address, "the peer's certificate "
+                                "does not name the address it connects from"), "accept")
                 return
         relay.hand_over(secure, self._make_protocol())
