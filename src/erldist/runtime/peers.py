@@ -17,9 +17,9 @@ import asyncio
 import enum
 import ipaddress
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from erldist import telemetry
 from erldist.config import Config
@@ -295,21 +295,16 @@ class Peers:
         assert self.tls is not None
         key = str(peer)
         try:
-            _, conn = await self.loop.create_connection(
-                lambda: Connection(self, machine, peer_name=key), peer.host, port,
-                ssl=self.tls.client, server_hostname=peer.host,
-                # A little under the whole budget: a silent peer (a plain-TCP
-                # node waiting for a handshake message) is then reported as a
-                # TLS failure, not as a bare timeout.
-                ssl_handshake_timeout=max(0.05, timeout * 0.9),
-            )
-        except (ssl.SSLError, ssl.CertificateError, ConnectionResetError,
-                ConnectionAbortedError, BrokenPipeError, EOFError) as exc:
-            error = tls.classify(exc, key, accepting=False,
-                                 sent_certificate=self.tls.settings.client_certificate)
+            # A little under the whole budget: a silent peer (a plain-TCP node
+            # waiting for a handshake message) is then reported as a TLS
+            # failure, not as a bare timeout.
+            protocol = await tls.dial(self.tls, peer.host, port, max(0.05, timeout * 0.9),
+                                      lambda: Connection(self, machine, peer_name=key),
+                                      peer=key)
+        except TlsError as error:
             tls.report(error, "dial")
-            raise error from None
-        return conn
+            raise
+        return cast(Connection, protocol)
 
     def _fail(self, record: Peer, exc: Exception) -> None:
         if self._peers.get(record.name) is record and record.state is PeerState.PENDING:

@@ -11,10 +11,12 @@ the TCP connection; the dialer sends the peer's host (from its node name) as
 SNI and checks the server certificate against it; the cookie handshake then
 runs inside TLS with a 4-byte length prefix on each message.
 
-Accepting goes through ``TlsListener``: the TCP socket is accepted plain and
-upgraded with ``loop.start_tls``, so every refusal reaches this node as a
-typed ``TlsError`` (with telemetry) instead of a line in asyncio's log, and
-only a peer that completed TLS ever reaches the distribution handshake.
+Both roles open a plain TCP socket and then upgrade it to TLS themselves
+(``_secure``, asyncio's ``start_tls`` with one change: a refused handshake
+still sends its alert), so every refusal reaches this node as a typed
+``TlsError`` (with telemetry) instead of a line in asyncio's log, the peer
+learns why it was refused, and only a peer that completed TLS ever reaches
+the distribution handshake.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import ipaddress
 import logging
 import os
 import ssl
+from asyncio import sslproto
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -32,12 +35,14 @@ from typing import Any, cast
 from erldist import telemetry
 from erldist.errors import TlsError, TlsFailure, TlsSettingsError
 
-__all__ = ["TlsContexts", "TlsListener", "TlsSettings", "classify"]
+__all__ = ["TlsContexts", "TlsListener", "TlsSettings", "classify", "dial"]
 
 log = logging.getLogger("erldist.tls")
 
 #: The versions a node may allow, by OTP's names.
 _VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
+#: A fatal TLS 1.2 ``unexpected_message`` alert, in a plaintext record.
+_UNEXPECTED_MESSAGE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0A])
 #: TLS handshakes being accepted at once; past this new sockets are closed at once.
 MAX_TLS_HANDSHAKES = 256
 
@@ -220,6 +225,12 @@ def classify(exc: BaseException, peer: str, *, accepting: bool,
     return TlsError(TlsFailure.HANDSHAKE_FAILED, peer, _reason(exc))
 
 
+def _failure_of(exc: BaseException) -> TlsFailure | None:
+    if isinstance(exc, ssl.SSLError) and exc.reason in _REASONS:
+        return _REASONS[exc.reason][0]
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         return (exc.reason or exc.strerror or type(exc).__name__).lower().replace("_", " ")
@@ -249,20 +260,48 @@ def address_matches(peercert: dict[str, Any], address: str) -> bool:
     return False
 
 
-# --- accepting ------------------------------------------------------------------------
+# --- the TLS layer -------------------------------------------------------------------
+
+
+class _AlertingTls(sslproto.SSLProtocol):
+    """asyncio's TLS protocol, except that a refused handshake still sends its alert.
+
+    asyncio drops the alert OpenSSL wrote when a handshake fails, so the peer
+    sees only a closed socket. OTP sends it, and the peer's error then names
+    the cause (unknown CA, expired, protocol version); so does this.
+    """
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            flush = getattr(self, "_process_outgoing", None)
+            transport = getattr(self, "_transport", None)
+            with contextlib.suppress(Exception):
+                if flush is not None:
+                    flush()
+                if (transport is not None and getattr(self, "_server_side", False)
+                        and _failure_of(handshake_exc) is TlsFailure.PEER_NOT_TLS):
+                    # OpenSSL stays silent to a peer that is not speaking TLS; OTP
+                    # answers with this alert, and a plain-TCP node that knows it
+                    # can say "the peer speaks TLS" instead of "connection closed".
+                    transport.write(_UNEXPECTED_MESSAGE_ALERT)
+        super()._on_handshake_complete(handshake_exc)
 
 
 class _Relay(asyncio.Protocol):
     """Holds what the TLS layer delivers between the handshake and the handover.
 
-    ``start_tls`` may pass on application data before the coroutine that
-    awaited it runs again; nothing is lost, it is replayed to the real protocol.
+    The TLS layer may pass on application data before the coroutine that
+    awaited the handshake runs again; nothing is lost, it is replayed to the
+    real protocol.
     """
 
     def __init__(self) -> None:
         self._data: list[bytes] = []
         self._eof = False
         self._lost: tuple[Exception | None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.Transport, transport).pause_reading()
 
     def data_received(self, data: bytes) -> None:
         self._data.append(data)
@@ -286,11 +325,57 @@ class _Relay(asyncio.Protocol):
             protocol.connection_lost(self._lost[0])
 
 
+async def _secure(plain: asyncio.Transport, context: ssl.SSLContext, *, server_side: bool,
+                  server_hostname: str | None, timeout: float) -> tuple[asyncio.Transport, _Relay]:
+    """``loop.start_tls`` with ``_AlertingTls``: the TLS transport, and what it read so far."""
+    loop = asyncio.get_running_loop()
+    relay = _Relay()
+    waiter: asyncio.Future[None] = loop.create_future()
+    # typeshed says int; asyncio takes any number of seconds.
+    layer = _AlertingTls(loop, relay, context, waiter, server_side, server_hostname,
+                         call_connection_made=False,
+                         ssl_handshake_timeout=timeout)  # type: ignore[arg-type]
+    plain.pause_reading()  # not one byte may reach the old protocol instead of TLS
+    plain.set_protocol(layer)
+    made = loop.call_soon(layer.connection_made, plain)
+    resumed = loop.call_soon(plain.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        made.cancel()
+        resumed.cancel()
+        plain.abort()
+        raise
+    return layer._app_transport, relay
+
+
+async def dial(contexts: TlsContexts, host: str, port: int, timeout: float,
+               make_protocol: Callable[[], asyncio.Protocol], *, peer: str) -> asyncio.Protocol:
+    """Connect to ``host:port`` with TLS, checking its certificate against ``host``
+    (sent as SNI, as OTP does); returns ``make_protocol()`` running over it.
+
+    A TLS failure raises ``TlsError``; a TCP one (refused, unreachable) ``OSError``.
+    """
+    loop = asyncio.get_running_loop()
+    plain, _ = await loop.create_connection(_Relay, host, port)
+    try:
+        secure, relay = await _secure(plain, contexts.client, server_side=False,
+                                      server_hostname=host, timeout=timeout)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        raise classify(exc, peer, accepting=False,
+                       sent_certificate=contexts.settings.client_certificate) from None
+    protocol = make_protocol()
+    relay.hand_over(secure, protocol)
+    return protocol
+
+
 class TlsListener(asyncio.Protocol):
     """The server's factory product: a plain TCP socket to upgrade to TLS first.
 
-    Reading stays paused until ``start_tls`` owns the socket, so not one byte of
-    the peer's ClientHello can reach this protocol instead of TLS.
+    Only a peer that completes TLS (and, with ``verify_client_address``, whose
+    certificate names its address) reaches ``make_protocol``'s protocol.
     """
 
     def __init__(self, contexts: TlsContexts, make_protocol: Callable[[], asyncio.Protocol],
@@ -313,25 +398,18 @@ class TlsListener(asyncio.Protocol):
         task.add_done_callback(contexts.handshakes.discard)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The peer left before the upgrade began; ``start_tls`` reports it."""
+        """The peer left before the upgrade began; the upgrade reports it."""
 
     async def _upgrade(self, plain: asyncio.Transport) -> None:
-        loop = asyncio.get_running_loop()
         peername = plain.get_extra_info("peername")
         address = str(peername[0]) if peername else "?"
-        relay = _Relay()
         try:
-            secure = await loop.start_tls(plain, relay, self._contexts.server, server_side=True,
-                                          ssl_handshake_timeout=self._timeout)
+            secure, relay = await _secure(plain, self._contexts.server, server_side=True,
+                                          server_hostname=None, timeout=self._timeout)
         except asyncio.CancelledError:
-            plain.abort()
             raise
         except Exception as exc:  # every failure is refused and reported, none escapes
-            plain.abort()
             report(classify(exc, address, accepting=True), "accept")
-            return
-        if secure is None:  # the peer went away as the handshake ended
-            plain.abort()
             return
         if self._contexts.settings.verify_client_address:
             cert = secure.get_extra_info("peercert") or {}
