@@ -181,6 +181,7 @@ _REASONS: dict[str, tuple[TlsFailure, bool]] = {
     "NO_PROTOCOLS_AVAILABLE": (TlsFailure.PROTOCOL_MISMATCH, False),
     "NO_SHARED_CIPHER": (TlsFailure.PROTOCOL_MISMATCH, False),
     "NO_CIPHERS_AVAILABLE": (TlsFailure.PROTOCOL_MISMATCH, False),
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": (TlsFailure.HANDSHAKE_FAILED, True),
     "TLSV1_ALERT_INSUFFICIENT_SECURITY": (TlsFailure.PROTOCOL_MISMATCH, True),
     "WRONG_VERSION_NUMBER": (TlsFailure.PEER_NOT_TLS, False),
     "HTTP_REQUEST": (TlsFailure.PEER_NOT_TLS, False),
@@ -201,18 +202,19 @@ def classify(exc: BaseException, peer: str, *, accepting: bool,
     """
     if isinstance(exc, TlsError):
         return exc
-    if isinstance(exc, ssl.SSLError) and exc.reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        failure = _VERIFY_CODES.get(exc.verify_code, TlsFailure.UNTRUSTED_CERTIFICATE)
+        return TlsError(failure, peer, f"the peer's certificate: {exc.verify_message}")
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
         if accepting:
             return TlsError(TlsFailure.WRONG_HOST, peer, "alert handshake failure: our "
                             "certificate does not name the host the peer dialed", by_peer=True)
         if not sent_certificate:
             return TlsError(TlsFailure.NO_PEER_CERTIFICATE, peer, "alert handshake failure: "
                             "the peer requires a client certificate", by_peer=True)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        failure = _VERIFY_CODES.get(exc.verify_code, TlsFailure.UNTRUSTED_CERTIFICATE)
-        return TlsError(failure, peer, f"the peer's certificate: {exc.verify_message}")
-    if isinstance(exc, ssl.SSLError) and exc.reason in _REASONS:
-        failure, by_peer = _REASONS[exc.reason]
+    if reason in _REASONS:
+        failure, by_peer = _REASONS[reason]
         return TlsError(failure, peer, _reason(exc), by_peer=by_peer)
     if isinstance(exc, TimeoutError):
         return TlsError(TlsFailure.PEER_NOT_TLS, peer,
@@ -226,14 +228,14 @@ def classify(exc: BaseException, peer: str, *, accepting: bool,
 
 
 def _failure_of(exc: BaseException) -> TlsFailure | None:
-    if isinstance(exc, ssl.SSLError) and exc.reason in _REASONS:
-        return _REASONS[exc.reason][0]
-    return None
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    return _REASONS[reason][0] if reason in _REASONS else None
 
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
-        return (exc.reason or exc.strerror or type(exc).__name__).lower().replace("_", " ")
+        text = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        return str(text).lower().replace("_", " ")
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
