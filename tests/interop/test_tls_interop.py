@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from erldist import Atom, Node, NodeDown, NodeUp, telemetry
-from erldist.errors import TlsError, TlsFailure
+from erldist.errors import ConnectFailed, TlsError, TlsFailure
 from erldist.runtime.tls import TlsSettings
 from tests.support.aio import EventLog, wait_for
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
@@ -363,3 +363,25 @@ async def test_python_to_python_refusals(
     finally:
         await client.stop()
         await server.stop()
+
+
+async def test_client_certificate_must_name_its_address(
+    epmd: EpmdProcess, certs: Certs, refusals: list[telemetry.TlsRefused]
+) -> None:
+    """``verify_client_address`` (OTP's ``verify_client/3``): a client certificate
+    that does not name the address it connects from is refused after TLS."""
+    server = await start_py(epmd, settings(certs, verify_client_address=True))
+    named = await start_py(epmd, settings(certs, "other"))
+    unnamed = await start_py(epmd, settings(certs, "wrong_host", check_hostname=True))
+    try:
+        assert await named.ping(server.name)
+        with pytest.raises(ConnectFailed):
+            await unnamed.connect(server.name, timeout=15)
+        await wait_for(lambda: bool(refusals), 20, "the server's TlsRefused event")
+        assert [(r.failure, r.role, r.peer) for r in refusals] == [
+            (TlsFailure.WRONG_HOST.value, "accept", "127.0.0.1")]
+        await no_connection_left(unnamed)
+        assert server.nodes() == [named.name]
+    finally:
+        for node in (server, named, unnamed):
+            await node.stop()
