@@ -316,7 +316,7 @@ class _Relay(asyncio.Protocol):
         self._lost = (exc,)
 
     def hand_over(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> None:
-        transport.set_protocol(protocol)
+        transport.set_protocol(_Feed(protocol))
         protocol.connection_made(transport)
         for chunk in self._data:
             protocol.data_received(chunk)
@@ -325,6 +325,42 @@ class _Relay(asyncio.Protocol):
             protocol.eof_received()
         if self._lost is not None:
             protocol.connection_lost(self._lost[0])
+
+
+class _Feed(asyncio.BufferedProtocol):
+    """Hands decrypted bytes to a plain ``Protocol`` from one reused buffer.
+
+    Given a plain protocol, asyncio's TLS layer reads each record into a fresh
+    256 KiB buffer (twice per socket read); given a buffered one, it decrypts
+    into that protocol's buffer. This is that buffer: the cost per read is
+    one copy of what arrived.
+    """
+
+    def __init__(self, protocol: asyncio.Protocol) -> None:
+        self._protocol = protocol
+        self._buffer = bytearray(64 * 1024)
+        self._view = memoryview(self._buffer)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if sizehint > len(self._buffer):
+            self._buffer = bytearray(sizehint)
+            self._view = memoryview(self._buffer)
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._protocol.data_received(bytes(self._view[:nbytes]))
+
+    def eof_received(self) -> bool | None:
+        return self._protocol.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._protocol.resume_writing()
 
 
 async def _secure(plain: asyncio.Transport, context: ssl.SSLContext, *, server_side: bool,
