@@ -62,6 +62,8 @@ async def tls(b: Bench) -> None:
     connect = res.row("TLS cold connect (EPMD + TLS + handshake)", "ms", target=Target(1.5),
                       peer_note=NO_TLS)
     ping = res.row("TLS ping p50, Python→Erlang", "µs", target=Target(1.5), peer_note=NO_TLS)
+    back_ping = res.row("TLS ping p50, Erlang→Python", "µs", target=Target(1.5),
+                        peer_note=NO_TLS)
     out = res.row("TLS messages/s, Python→Erlang", "1/s", lower_better=False,
                   target=Target(0.7), peer_note=NO_TLS)
     back = res.row("TLS messages/s, Erlang→Python", "1/s", lower_better=False,
@@ -76,8 +78,11 @@ async def tls(b: Bench) -> None:
             connect.erldist.append(statistics.median(ours) / 1e6)
             erl = await a.call(f"dist_bench:ping_times('{bb.name}', {plan.pings}).")
             ours = await asyncio.wait_for(_py_pings(py, a.name, plan.pings), 300)
+            answered = await a.call(f"dist_bench:ping_times('{py.name}', {plan.pings}).")
             ping.erlang.append(_us(erl, 0.5))
+            back_ping.erlang.append(_us(erl, 0.5))
             ping.erldist.append(_us(ours, 0.5))
+            back_ping.erldist.append(_us(answered, 0.5))
             n = plan.messages
             erl_ns = await a.call(f"dist_bench:blast({{bench_sink, '{bb.name}'}}, {n}).")
             for row in (out, back):
