@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from erldist import Atom, Node, NodeDown, NodeUp, telemetry
+from erldist import Atom, Node, NodeDown, NodeUp, cluster, telemetry
 from erldist.errors import ConnectFailed, TlsError, TlsFailure
 from erldist.runtime.tls import TlsSettings
 from tests.support.aio import EventLog, wait_for
@@ -146,8 +146,11 @@ async def test_python_dials_erlang_with_mutual_tls(
     py = await start_py(epmd, settings(certs))
     try:
         events = EventLog(py)
+        assert await erl(e, "net_kernel:monitor_nodes(true).") == "ok"
         assert await py.ping(e.name)
         await events.wait(NodeUp, e.name)
+        assert await erl(e, f"receive {{nodeup, '{py.name}'}} -> up after 10000 -> none end.") \
+            == "up"
         conn = py.connection(e.name)
         assert conn is not None and conn.transport is not None
         tls_object = conn.transport.get_extra_info("ssl_object")
@@ -166,6 +169,8 @@ async def test_python_dials_erlang_with_mutual_tls(
         # Erlang closes: NodeDown, and nothing left behind.
         assert await erl(e, f"erlang:disconnect_node('{py.name}').") == "true"
         await events.wait(NodeDown, e.name)
+        assert await erl(e, f"receive {{nodedown, '{py.name}'}} -> down after 10000 -> none "
+                            "end.") == "down"
         await no_connection_left(py, e)
     finally:
         await py.stop()
@@ -385,3 +390,17 @@ async def test_client_certificate_must_name_its_address(
     finally:
         for node in (server, named, unnamed):
             await node.stop()
+
+
+def test_the_sync_facade_starts_a_tls_node(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    cluster.start_node(f"{unique_name('sync')}@localhost", COOKIE, epmd_port=epmd.port,
+                       tls=settings(certs))
+    try:
+        assert cluster.ping(e.name)
+        assert cluster.nodes() == [e.name]
+        assert e.eval(f"net_adm:ping('{cluster.self_node()}').") == "pong"
+    finally:
+        cluster.stop_node()
