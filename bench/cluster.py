@@ -44,9 +44,10 @@ class Erl:
     """One ``erl`` node with the bench module loaded, driven by expressions."""
 
     def __init__(self, reaper: Reaper, release: str, ebin: str, epmd_port: int,
-                 prefix: str) -> None:
-        self.node = ErlNode(release, name=f"{unique(prefix)}@{HOST}", cookie=COOKIE,
-                            epmd_port=epmd_port, extra_args=("-pa", ebin, *ERL_ARGS))
+                 prefix: str, *, extra_args: tuple[str, ...] = (), host: str = HOST) -> None:
+        self.node = ErlNode(release, name=f"{unique(prefix)}@{host}", cookie=COOKIE,
+                            epmd_port=epmd_port,
+                            extra_args=("-pa", ebin, *ERL_ARGS, *extra_args))
         reaper.process(self.node.proc)
         self.name = self.node.name
         self.node.eval("ok = dist_bench:start().")

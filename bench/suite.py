@@ -26,11 +26,12 @@ from bench.scenarios.health import health
 from bench.scenarios.latency import calls, ping
 from bench.scenarios.memory import memory
 from bench.scenarios.messages import messages
+from bench.scenarios.tls import tls
 from bench.table import Results, render
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "ping": ping, "calls": calls, "messages": messages, "connect": cold_connect,
-    "health": health, "memory": memory,
+    "health": health, "memory": memory, "tls": tls,
 }
 #: Healthy peer nodes (RSS needs 200), hosted 50 to a process.
 HEALTHY_HOSTS, PER_HOST, SILENT = 4, 50, 25

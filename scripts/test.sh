@@ -36,6 +36,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# The TLS tests make their throw-away certificates with the openssl command
+# (erlang-nox already pulls erlang-ssl, which TLS distribution needs).
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  else
+    echo "error: the TLS tests need the openssl command: install Debian's openssl" >&2
+    exit 1
+  fi
+fi
 if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true
 fi

@@ -47,6 +47,9 @@ from erldist.errors import (
     StartError,
     StartFailed,
     TagMismatch,
+    TlsError,
+    TlsFailure,
+    TlsSettingsError,
     TypeMismatch,
     ValueTooLarge,
     VersionMismatch,
@@ -58,6 +61,7 @@ from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
 from erldist.runtime.node import Node
 from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
+from erldist.runtime.tls import TlsSettings
 from erldist.term import DecodeLimits, decode, encode
 from erldist.term.types import (
     Atom,
@@ -137,6 +141,10 @@ __all__ = [
     "StartFailed",
     "Subject",
     "TagMismatch",
+    "TlsError",
+    "TlsFailure",
+    "TlsSettings",
+    "TlsSettingsError",
     "TypeMismatch",
     "ValueTooLarge",
     "VersionMismatch",

@@ -46,12 +46,15 @@ from erldist.names import NameFormatError, NodeName, parse_node_name
 from erldist.runtime import epmd_client
 from erldist.runtime.epmd_server import EpmdServer
 from erldist.runtime.node import Node
+from erldist.runtime.tls import TlsSettings
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 PROG = "erldist"
+#: Where a TLS key's password comes from (a secret stays off the command line).
+TLS_PASSWORD_ENV = "ERLDIST_TLS_KEY_PASSWORD"  # noqa: S105 (a variable's name, not a secret)
 COOKIE_HELP = (
     f"the cluster's cookie (default: ${ENV_VAR}, else ~/.erlang.cookie as erl reads it); "
     "prefer those two, a command line is visible to every user in ps"
@@ -172,7 +175,32 @@ async def start_probe(args: argparse.Namespace, command: str, targets: Sequence[
     cookie = resolve_cookie(args.cookie)
     name = own_name(args) or probe_name(command, targets)
     return await Node.start(name, cookie.value, hidden=True, listen_host="127.0.0.1",
-                            epmd_port=epmd_port_of(args))
+                            epmd_port=epmd_port_of(args), tls=tls_settings_of(args))
+
+
+def tls_settings_of(args: argparse.Namespace) -> TlsSettings | None:
+    """The ``--tls-*`` options as ``TlsSettings``; None (plain TCP) without ``--tls-certfile``."""
+    if args.tls_certfile is None:
+        given = [o for o in ("tls_keyfile", "tls_cacertfile", "tls_client_certfile",
+                             "tls_client_keyfile", "tls_versions", "tls_ciphers")
+                 if getattr(args, o) is not None]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} needs --tls-certfile")
+        return None
+    if args.tls_keyfile is None or args.tls_cacertfile is None:
+        raise UsageError("TLS needs --tls-certfile, --tls-keyfile and --tls-cacertfile")
+    versions = ("tlsv1.2",) if args.tls_versions is None else tuple(
+        v.strip() for v in args.tls_versions.split(",") if v.strip())
+    return TlsSettings(
+        certfile=args.tls_certfile, keyfile=args.tls_keyfile, cacertfile=args.tls_cacertfile,
+        client_certfile=args.tls_client_certfile, client_keyfile=args.tls_client_keyfile,
+        password=os.environ.get(TLS_PASSWORD_ENV),
+        verify_peer=not args.tls_no_verify,
+        fail_if_no_peer_cert=not args.tls_no_peer_cert_required,
+        check_hostname=not args.tls_no_hostname_check,
+        verify_client_address=args.tls_verify_client_address,
+        versions=versions, ciphers=args.tls_ciphers,
+    )
 
 
 # --- commands --------------------------------------------------------------------------
@@ -202,7 +230,7 @@ async def cmd_node(args: argparse.Namespace) -> int:
         with stop_on_signals(stop):
             node = await Node.start(given, cookie.value, hidden=args.hidden,
                                     listen_host=args.listen_host, port=args.port,
-                                    epmd_port=epmd_port)
+                                    epmd_port=epmd_port, tls=tls_settings_of(args))
             await asyncio.to_thread(telemetry.flush)  # its epmd news prints before "is up"
             try:
                 kind = "hidden node" if args.hidden else "node"
@@ -362,6 +390,32 @@ def _add_identity(p: argparse.ArgumentParser, *, probe: bool) -> None:
                        help=f"{who} short name, as erl -sname")
 
 
+def _add_tls(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "TLS distribution (as erl -proto_dist inet_tls -ssl_dist_optfile FILE)",
+        f"TLS is on when --tls-certfile is given; a key's password comes from "
+        f"${TLS_PASSWORD_ENV}, never from the command line.")
+    g.add_argument("--tls-certfile", metavar="PEM",
+                   help="this node's certificate (server_certfile; also client_certfile)")
+    g.add_argument("--tls-keyfile", metavar="PEM", help="its private key")
+    g.add_argument("--tls-cacertfile", metavar="PEM", help="the CAs trusted for peers")
+    g.add_argument("--tls-client-certfile", metavar="PEM",
+                   help="a different certificate when dialing (client_certfile)")
+    g.add_argument("--tls-client-keyfile", metavar="PEM", help="its private key")
+    g.add_argument("--tls-no-verify", action="store_true",
+                   help="do not verify peers' certificates (verify_none): encryption only")
+    g.add_argument("--tls-no-peer-cert-required", action="store_true",
+                   help="accept peers without a certificate (fail_if_no_peer_cert false)")
+    g.add_argument("--tls-no-hostname-check", action="store_true",
+                   help="do not check a server certificate against the host dialed")
+    g.add_argument("--tls-verify-client-address", action="store_true",
+                   help="a client certificate must name the address it connects from "
+                        "(inet_tls_dist:verify_client/3)")
+    g.add_argument("--tls-versions", metavar="V[,V]",
+                   help="allowed versions: tlsv1.2 (default, as OTP), tlsv1.3")
+    g.add_argument("--tls-ciphers", metavar="LIST", help="OpenSSL cipher list for TLS 1.2")
+
+
 def _command(sub: argparse._SubParsersAction[_Parser], name: str, run: Command, *,
              summary: str, details: str, examples: str) -> _Parser:
     p = sub.add_parser(name, help=summary, description=f"{summary}\n\n{details}",
@@ -423,6 +477,7 @@ def build_parser() -> _Parser:
     p.add_argument("--port", type=_listen_port, default=0,
                    help="port to accept connections on (default: any free port)")
     _add_epmd_port(p)
+    _add_tls(p)
 
     p = _command(
         sub, "ping", cmd_ping,
@@ -437,6 +492,7 @@ def build_parser() -> _Parser:
     p.add_argument("--timeout", type=_seconds, default=8.0, metavar="SECONDS",
                    help="give up after this long (default 8)")
     _add_epmd_port(p)
+    _add_tls(p)
 
     p = _command(
         sub, "health", cmd_health,
@@ -454,6 +510,7 @@ def build_parser() -> _Parser:
     p.add_argument("--timeout", type=_seconds, default=8.0, metavar="SECONDS",
                    help="one deadline for all connects and pings (default 8)")
     _add_epmd_port(p)
+    _add_tls(p)
 
     p = _command(
         sub, "watch", cmd_watch,
@@ -470,6 +527,7 @@ def build_parser() -> _Parser:
                    help="seconds between ping rounds and reconnect attempts (default 1)")
     _add_identity(p, probe=True)
     _add_epmd_port(p)
+    _add_tls(p)
 
     p = _command(
         sub, "names", cmd_names,

@@ -34,6 +34,7 @@ from erldist.monitor import ClusterMonitor, Subject
 from erldist.names import BudgetSite
 from erldist.runtime.node import Node, check_peer, check_start
 from erldist.runtime.process import Destination
+from erldist.runtime.tls import TlsSettings
 from erldist.term.types import Pid, Term
 
 __all__ = [
@@ -145,8 +146,12 @@ def start_node(
     port: int = 0,
     epmd_port: int | None = None,
     timeout: float | None = None,
+    tls: TlsSettings | None = None,
 ) -> None:
     """Make this process the distributed node ``name`` (e.g. ``"app@127.0.0.1"``).
+
+    ``tls`` makes it a TLS distribution node (OTP's ``-proto_dist inet_tls``);
+    a certificate or key that cannot be loaded raises ``TlsSettingsError``.
 
     Raises a ``StartError``: ``InvalidNodeName``, ``StartAtomBudgetExceeded``,
     ``InvalidCookieFormat`` (checked in that order, before anything else),
@@ -160,6 +165,7 @@ def start_node(
 
     async def boot() -> Node:
         node = await Node.start(name, cookie, hidden=hidden, port=port, epmd_port=epmd_port,
+                                tls=tls,
                                 timeout=budget_s)
         node.add_listener(_fan_out)  # on the loop, before any peer can connect
         return node

@@ -7,6 +7,8 @@ protocol. None of them ever carries a cookie.
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "AlreadyStarted",
     "CallError",
@@ -53,6 +55,9 @@ __all__ = [
     "StartError",
     "StartFailed",
     "TagMismatch",
+    "TlsError",
+    "TlsFailure",
+    "TlsSettingsError",
     "TypeMismatch",
     "UnknownConfigField",
     "ValueTooLarge",
@@ -348,6 +353,44 @@ class ConnectAtomBudgetExceeded(ConnectError):
 
     def __init__(self) -> None:
         super().__init__(ATOM_BUDGET_TEXT)
+
+
+class TlsFailure(enum.Enum):
+    """Why a TLS distribution connection was refused (the value is what telemetry reports)."""
+
+    UNTRUSTED_CERTIFICATE = "untrusted_certificate"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    WRONG_HOST = "wrong_host"
+    NO_PEER_CERTIFICATE = "no_peer_certificate"
+    PROTOCOL_MISMATCH = "protocol_mismatch"
+    #: This node speaks TLS; the peer answered as plain TCP (or not at all).
+    PEER_NOT_TLS = "peer_not_tls"
+    #: This node speaks plain TCP; the peer opened with TLS.
+    PEER_REQUIRES_TLS = "peer_requires_tls"
+    #: Anything else the TLS layer refused; ``detail`` names it.
+    HANDSHAKE_FAILED = "handshake_failed"
+
+
+class TlsError(ConnectFailed):
+    """A TLS distribution connection was refused; ``failure`` says why.
+
+    ``by_peer`` is True when the peer refused us (its TLS alert named the
+    cause, e.g. it does not trust our certificate), False when this node
+    refused the peer. The message names the cause, never a key or the cookie.
+    """
+
+    def __init__(self, failure: TlsFailure, peer: str, detail: str, *,
+                 by_peer: bool = False) -> None:
+        who = "refused by the peer" if by_peer else "refused"
+        self.detail = f"TLS {who}: {failure.value} ({detail})"
+        ConnectError.__init__(self, f"{self.detail} [{peer}]")
+        self.failure = failure
+        self.peer = peer
+        self.by_peer = by_peer
+
+
+class TlsSettingsError(ErldistError, ValueError):
+    """TLS settings that cannot work: a missing file, a bad key, an unknown version."""
 
 
 # --- processes -----------------------------------------------------------------------

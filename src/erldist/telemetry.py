@@ -46,6 +46,7 @@ __all__ = [
     "PayloadRejected",
     "ProcessFailed",
     "TelemetryEvent",
+    "TlsRefused",
     "attach",
     "detach",
     "dropped",
@@ -96,6 +97,22 @@ class HandshakeRejected:
 
     node: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TlsRefused:
+    """A TLS distribution connection was refused, by this node or by the peer.
+
+    ``peer`` is the node name when dialing, the address when accepting (the
+    name is not known before TLS); ``role`` is ``"dial"`` or ``"accept"``;
+    ``failure`` is a ``TlsFailure`` value; ``by_peer`` says who refused.
+    """
+
+    peer: str
+    role: str
+    failure: str
+    detail: str
+    by_peer: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +216,7 @@ TelemetryEvent: TypeAlias = (
     | NodeDown
     | ConnectAttemptFailed
     | HandshakeRejected
+    | TlsRefused
     | EpmdFallback
     | PayloadRejected
     | DecodeFailed

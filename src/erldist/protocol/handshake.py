@@ -11,7 +11,9 @@ OTP 23+); the acceptor also takes a version-5 ``'n'`` opening from an OTP 23/24
 peer that sets ``HANDSHAKE_23`` and then sends the ``'c'`` complement, and the
 initiator can open that way itself when EPMD says the peer is version 5.
 
-Every handshake message has a 2-byte length prefix. Messages are capped at
+Every handshake message has a 2-byte length prefix over TCP, and a 4-byte
+one inside TLS (OTP's ``inet_tls_dist`` opens its socket with ``{packet, 4}``
+from the start). Messages are capped at
 ``MAX_MESSAGE`` bytes: a real one is under 300, and a hostile peer must not
 make us buffer 64 KiB per connection attempt.
 """
@@ -64,6 +66,9 @@ STATUS_BYTES: Final = frozenset(s.encode() for s in STATUSES)
 
 _MAX_NAME_BYTES: Final = 255
 _U32: Final = 0xFFFFFFFF
+#: How a TLS handshake (0x16) or alert (0x15) record of TLS 1.x begins; read as a
+#: 2-byte length it is over ``MAX_MESSAGE``, so it is never a real message.
+_TLS_RECORD_STARTS: Final = (b"\x16\x03", b"\x15\x03")
 
 
 class Step(enum.StrEnum):
@@ -95,6 +100,8 @@ class HandshakeFailure(enum.Enum):
     PEER_CLOSED = "peer_closed"
     TIMED_OUT = "timed_out"
     MALFORMED = "malformed"
+    #: The peer opened with a TLS record: it wants TLS distribution, we speak plain TCP.
+    PEER_SPEAKS_TLS = "peer_speaks_tls"
 
 
 class HandshakeError(RemoteProtocolError):
@@ -176,6 +183,7 @@ class _Handshake(abc.ABC):
         creation: int,
         challenge: int | None,
         state: Step,
+        length_prefix: int,
     ) -> None:
         name = local_name.encode("utf-8")
         if not 0 < len(name) <= _MAX_NAME_BYTES:
@@ -198,6 +206,9 @@ class _Handshake(abc.ABC):
         self._flags = int(flags)
         self._creation = creation
         self._challenge = challenge
+        if length_prefix not in (2, 4):
+            raise LocalProtocolError(f"length prefix must be 2 or 4 bytes, got {length_prefix}")
+        self._prefix = length_prefix
         self._state = state
         self._inbuf = bytearray()
         self._out = bytearray()
@@ -277,19 +288,24 @@ class _Handshake(abc.ABC):
 
     def _process(self) -> None:
         while (handler := self._handler()) is not None:
-            if len(self._inbuf) < 2:
+            size = self._prefix
+            if len(self._inbuf) < size:
                 return
-            length = int.from_bytes(self._inbuf[:2], "big")
+            length = int.from_bytes(self._inbuf[:size], "big")
             if length == 0:
                 raise self._malformed(f"empty message in {self._state}")
             if length > MAX_MESSAGE:
+                if size == 2 and bytes(self._inbuf[:2]) in _TLS_RECORD_STARTS:
+                    raise self._fail(HandshakeFailure.PEER_SPEAKS_TLS,
+                                     "the peer opened with a TLS record; this node speaks "
+                                     "plain TCP distribution")
                 raise self._malformed(
                     f"{length}-byte message in {self._state} (at most {MAX_MESSAGE})"
                 )
-            if len(self._inbuf) < 2 + length:
+            if len(self._inbuf) < size + length:
                 return
-            message = bytes(self._inbuf[2 : 2 + length])
-            del self._inbuf[: 2 + length]
+            message = bytes(self._inbuf[size : size + length])
+            del self._inbuf[: size + length]
             handler(message)
             if self._state == Step.CONNECTED:
                 self._leftover = bytes(self._inbuf)
@@ -300,7 +316,7 @@ class _Handshake(abc.ABC):
             raise self._malformed(f"peer sent data while we were in {self._state}")
 
     def _send(self, message: bytes) -> None:
-        self._out += len(message).to_bytes(2, "big")
+        self._out += len(message).to_bytes(self._prefix, "big")
         self._out += message
 
     def _fail(self, failure: HandshakeFailure, detail: str) -> HandshakeError:
@@ -350,6 +366,7 @@ class Initiator(_Handshake):
         creation: int,
         version: int = 6,
         challenge: int | None = None,
+        length_prefix: int = 2,
     ) -> None:
         super().__init__(
             local_name=local_name,
@@ -358,6 +375,7 @@ class Initiator(_Handshake):
             creation=creation,
             challenge=challenge,
             state=Step.SEND_NAME,
+            length_prefix=length_prefix,
         )
         if version not in (5, 6):
             raise LocalProtocolError(f"handshake version must be 5 or 6, got {version}")
@@ -499,6 +517,7 @@ class Acceptor(_Handshake):
         creation: int,
         challenge: int | None = None,
         dynamic_alive: Callable[[], str] | None = None,
+        length_prefix: int = 2,
     ) -> None:
         super().__init__(
             local_name=local_name,
@@ -507,6 +526,7 @@ class Acceptor(_Handshake):
             creation=creation,
             challenge=challenge,
             state=Step.RECV_NAME,
+            length_prefix=length_prefix,
         )
         self._peer_name = ""
         self._peer_flags = 0

@@ -67,6 +67,7 @@ from erldist.runtime.router import Router
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
 from erldist.runtime.services.rex import Rex
+from erldist.runtime.tls import TlsContexts, TlsListener, TlsSettings
 from erldist.term.types import Atom, Pid, Reference, Term
 
 __all__ = ["Node"]
@@ -93,6 +94,7 @@ class Node:
         self.creation = 0
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._tls: TlsContexts | None = None
         self._registration: NodeRegistration | None = None
         self._listeners: list[Callable[[ClusterEvent], None]] = []
         self._running = False
@@ -121,6 +123,7 @@ class Node:
         connect_all: bool = True,
         timeout: float | None = None,
         config: Config | None = None,
+        tls: TlsSettings | None = None,
     ) -> Node:
         """Validate, listen, register with EPMD (or start the embedded one).
 
@@ -130,10 +133,14 @@ class Node:
         limits: decode caps, message size, mailbox bound and overflow policy.
         ``connect_all=False`` is OTP's ``-connect_all false``: peers that other
         erldist nodes announce are not dialled, so no full mesh forms.
+        ``tls`` makes this a TLS distribution node (OTP's ``-proto_dist
+        inet_tls``): it accepts and dials only over TLS; a bad certificate or
+        key file raises ``TlsSettingsError`` before anything listens.
         """
         parsed = check_start(name, cookie)
         node = cls(parsed, cookie, hidden=hidden, config=config)
         node._connect_all = connect_all
+        node._tls = TlsContexts(tls) if tls is not None else None
         budget_s = node.config.start_timeout if timeout is None else timeout
         try:
             await asyncio.wait_for(node._bring_up(listen_host, port, epmd_port, embedded_epmd),
@@ -150,9 +157,14 @@ class Node:
     async def _bring_up(
         self, listen_host: str, port: int, epmd_port: int | None, embedded: bool
     ) -> None:
+        tls = self._tls
+        accept: Callable[[], asyncio.Protocol] = self._accept
+        if tls is not None:
+            timeout = self.config.connect_timeout
+            accept = lambda: TlsListener(tls, self._accept, timeout)  # noqa: E731
         try:
             self._server = await self.loop.create_server(
-                self._accept, listen_host, port, reuse_address=True
+                accept, listen_host, port, reuse_address=True
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -185,7 +197,7 @@ class Node:
                             self.creation)
         peers = self._peers = Peers(identity, lambda: self.config, epmd_port=self._epmd_port,
                                     on_up=self._connection_up, on_down=self._connection_down,
-                                    on_signal=self._on_signal)
+                                    on_signal=self._on_signal, tls_contexts=self._tls)
         router = self._router = Router(self.name, self.creation, self,
                                        settings=lambda: self.config)
         NetKernel(router)
@@ -221,6 +233,11 @@ class Node:
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"
         return f"<Node {self.name} {state} port={self.port}>"
+
+    @property
+    def tls(self) -> TlsSettings | None:
+        """The TLS distribution settings, or None for plain TCP."""
+        return self._tls.settings if self._tls is not None else None
 
     @property
     def router(self) -> Router:
@@ -506,6 +523,8 @@ class Node:
         self._running = False
         if self._server is not None:
             self._server.close()
+        if self._tls is not None:
+            await self._tls.close()
         if self._peers is not None:
             await self._peers.close()
         if self.global_compat is not None:

@@ -20,10 +20,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from erldist import telemetry
 from erldist.config import Config
-from erldist.errors import ConnectFailed, ConnectIgnored, EpmdError
+from erldist.errors import ConnectFailed, ConnectIgnored, EpmdError, TlsError, TlsFailure
 from erldist.names import NodeName
 from erldist.protocol.handshake import (
     Acceptor,
@@ -32,7 +33,7 @@ from erldist.protocol.handshake import (
     Initiator,
 )
 from erldist.protocol.signals import Signal
-from erldist.runtime import epmd_client
+from erldist.runtime import epmd_client, tls
 from erldist.runtime.connection import Connection
 
 __all__ = ["MAX_HANDSHAKES", "Identity", "Peer", "PeerState", "Peers"]
@@ -87,9 +88,14 @@ class Peers:
         on_up: Callable[[Connection], None],
         on_down: Callable[[Connection, str], None],
         on_signal: Callable[[Connection, Signal], None],
+        tls_contexts: tls.TlsContexts | None = None,
     ) -> None:
         self.identity = identity
         self._settings = settings
+        #: TLS distribution (``inet_tls_dist``) when set: dial with TLS, and the
+        #: handshake inside TLS frames its messages with 4 bytes, as OTP does.
+        self.tls = tls_contexts
+        self._prefix = 2 if tls_contexts is None else 4
         self.loop = asyncio.get_running_loop()
         self._epmd_port = epmd_port
         self._on_up = on_up
@@ -152,7 +158,7 @@ class Peers:
             self._evict()
         ident = self.identity
         machine = Acceptor(local_name=ident.name_str, cookie=ident.cookie, flags=ident.flags,
-                           creation=ident.creation)
+                           creation=ident.creation, length_prefix=self._prefix)
         conn = Connection(self, machine)
         self._handshaking[conn] = None
         conn.closed.add_done_callback(lambda _f: self._handshaking.pop(conn, None))
@@ -231,6 +237,10 @@ class Peers:
         if exc.failure is HandshakeFailure.NAME_CLASH:
             log.debug("simultaneous connect with %s resolved: %s", peer, exc.detail)
             return
+        if exc.failure is HandshakeFailure.PEER_SPEAKS_TLS:
+            tls.report(_requires_tls(peer if conn.peer_name else _address(conn)),
+                       "accept" if conn.initiator is None else "dial")
+            return
         if exc.failure is HandshakeFailure.BAD_COOKIE:
             log.warning("handshake with %s rejected: %s", peer, exc)
         else:
@@ -283,12 +293,16 @@ class Peers:
                 raise ConnectFailed(f"{peer.alive} is not registered on {peer.host}")
             machine = Initiator(local_name=ident.name_str, peer_name=key, cookie=ident.cookie,
                                 flags=ident.flags, creation=ident.creation,
-                                version=6 if address.highest_version >= 6 else 5)
+                                version=6 if address.highest_version >= 6 else 5,
+                                length_prefix=self._prefix)
             remaining = max(0.1, deadline - self.loop.time())
             async with asyncio.timeout(remaining):
-                _, conn = await self.loop.create_connection(
-                    lambda: Connection(self, machine, peer_name=key), peer.host, address.port
-                )
+                if self.tls is None:
+                    _, conn = await self.loop.create_connection(
+                        lambda: Connection(self, machine, peer_name=key), peer.host, address.port
+                    )
+                else:
+                    conn = await self._dial_tls(machine, peer, address.port, remaining)
             record.conn = conn
             await conn.established
         except Exception as exc:
@@ -299,14 +313,33 @@ class Peers:
                 return  # the peer's own attempt won; its connection settles the record
             self._fail(record, exc)
 
+    async def _dial_tls(self, machine: Initiator, peer: NodeName, port: int,
+                        timeout: float) -> Connection:
+        """Connect with TLS; the peer's host is SNI and the name its certificate must bear."""
+        assert self.tls is not None
+        key = str(peer)
+        try:
+            # A little under the whole budget: a silent peer (a plain-TCP node
+            # waiting for a handshake message) is then reported as a TLS
+            # failure, not as a bare timeout.
+            protocol = await tls.dial(self.tls, peer.host, port, max(0.05, timeout * 0.9),
+                                      lambda: Connection(self, machine, peer_name=key),
+                                      peer=key)
+        except TlsError as error:
+            tls.report(error, "dial")
+            raise
+        return cast(Connection, protocol)
+
     def _fail(self, record: Peer, exc: Exception) -> None:
         if self._peers.get(record.name) is record and record.state is PeerState.PENDING:
             del self._peers[record.name]
+        if isinstance(exc, HandshakeError) and exc.failure is HandshakeFailure.PEER_SPEAKS_TLS:
+            exc = _requires_tls(record.name)
         if not record.settled.done():
             failure = exc if isinstance(exc, ConnectFailed) else ConnectFailed(_describe(exc))
             record.settled.set_exception(failure)
             record.settled.exception()  # the failure is reported; no "never retrieved"
-        if not isinstance(exc, HandshakeError):
+        if not isinstance(exc, HandshakeError | TlsError):
             telemetry.emit(telemetry.ConnectAttemptFailed(record.name, _describe(exc)))
 
     def _expire(self, record: Peer) -> None:
@@ -371,6 +404,16 @@ def _refused_with_nok(record: Peer) -> bool:
     conn = record.conn
     machine = conn.initiator if conn is not None else None
     return machine is not None and machine.status == "nok"
+
+
+def _requires_tls(peer: str) -> TlsError:
+    return TlsError(TlsFailure.PEER_REQUIRES_TLS, peer,
+                    "the peer speaks TLS distribution; this node plain TCP")
+
+
+def _address(conn: Connection) -> str:
+    peername = conn.transport.get_extra_info("peername") if conn.transport else None
+    return str(peername[0]) if peername else "?"
 
 
 def _is_ip_literal(host: str) -> bool:

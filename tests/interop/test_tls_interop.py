@@ -1,0 +1,408 @@
+"""TLS distribution (``-proto_dist inet_tls``) against real Erlang, and Python to Python.
+
+Erlang is Debian's OTP 25 with its ``ssl`` application: the OTP 28 runtime of
+the test-tools venv has no ``ssl`` application, so it cannot run TLS
+distribution at all. Every certificate is made for the session by
+``tests.support.tlscerts``; both sides read the same files.
+
+Each refusal is checked on both sides: the Python side raises (dialing) or
+reports through telemetry (accepting) the ``TlsFailure`` named by the case;
+the Erlang side answers ``pang`` or logs its TLS alert; and no connection is
+left on either side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from erldist import Atom, Node, NodeDown, NodeUp, cluster, telemetry
+from erldist.errors import ConnectFailed, TlsError, TlsFailure
+from erldist.runtime.tls import TlsSettings
+from tests.support.aio import EventLog, wait_for
+from tests.support.otp import EpmdProcess, ErlNode, unique_name
+from tests.support.tlscerts import Certs, Pair, make_certs
+
+pytestmark = pytest.mark.interop
+
+COOKIE = "tlscookie"
+#: The only OTP release here with an ``ssl`` application (see the module docstring).
+OTP = "25"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def erl_nodes() -> Iterator[list[ErlNode]]:
+    started: list[ErlNode] = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+def refusals() -> Iterator[list[telemetry.TlsRefused]]:
+    seen: list[telemetry.TlsRefused] = []
+
+    def record(event: telemetry.TelemetryEvent) -> None:
+        if isinstance(event, telemetry.TlsRefused):
+            seen.append(event)
+
+    telemetry.attach(record)
+    yield seen
+    telemetry.detach(record)
+
+
+@dataclass
+class ErlTls:
+    """One Erlang node's ``ssl_dist_optfile``: its certificate, and what it checks."""
+
+    pair: str = "good"
+    client_certificate: bool = True
+    versions: str | None = None
+    tls: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _q(path: Path) -> str:
+    return f'"{path}"'
+
+
+def start_erl(started: list[ErlNode], epmd: EpmdProcess, certs: Certs, spec: ErlTls) -> ErlNode:
+    args: list[str] = []
+    if spec.tls:
+        pair: Pair = getattr(certs, spec.pair)
+        server = {"certfile": _q(pair.cert), "keyfile": _q(pair.key), "cacertfile": _q(certs.ca),
+                  "verify": "verify_peer", "fail_if_no_peer_cert": "true"}
+        client = {"cacertfile": _q(certs.ca), "verify": "verify_peer"}
+        if spec.client_certificate:
+            client |= {"certfile": _q(pair.cert), "keyfile": _q(pair.key)}
+        if spec.versions is not None:
+            server["versions"] = client["versions"] = spec.versions
+        optfile = certs.erl_optfile(unique_name("opts"), server=server | spec.extra,
+                                    client=client | spec.extra)
+        args = ["-proto_dist", "inet_tls", "-ssl_dist_optfile", str(optfile)]
+    node = ErlNode(OTP, name=f"{unique_name('e')}@localhost", cookie=COOKIE,
+                   epmd_port=epmd.port, extra_args=args)
+    started.append(node)
+    node.eval("register(tester, self()).")
+    return node
+
+
+def settings(certs: Certs, pair: str = "good", **options: Any) -> TlsSettings:
+    chosen: Pair = getattr(certs, pair)
+    return TlsSettings(certfile=str(chosen.cert), keyfile=str(chosen.key),
+                       cacertfile=str(certs.ca), **options)
+
+
+async def start_py(epmd: EpmdProcess, tls: TlsSettings | None) -> Node:
+    return await Node.start(f"{unique_name('py')}@localhost", COOKIE, epmd_port=epmd.port,
+                            embedded_epmd=False, tls=tls)
+
+
+async def erl(node: ErlNode, expr: str) -> str:
+    return await asyncio.to_thread(node.eval, expr)
+
+
+async def no_connection_left(py: Node, e: ErlNode | None = None) -> None:
+    """Neither side keeps a connection, a handshake or a TLS upgrade in progress."""
+    await wait_for(lambda: py.nodes("connected") == [] and py.peers.handshaking == 0, 15,
+                   "no connection on the Python side")
+    tls = py._tls  # the contexts: their in-progress accept set must drain too
+    if tls is not None:
+        await wait_for(lambda: not tls.handshakes, 15, "no TLS handshake in progress")
+    if e is not None:
+        assert await erl(e, "nodes(connected).") == "[]"
+
+
+async def erl_logged(e: ErlNode, marker: str) -> None:
+    """Wait until ``erl`` printed ``marker`` (its TLS alert report)."""
+
+    async def seen() -> bool:
+        await erl(e, "ok.")  # reading an answer collects the lines printed before it
+        return any(marker in line for line in e.log)
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while not await seen():
+        assert asyncio.get_running_loop().time() < deadline, (marker, e.log[-10:])
+        await asyncio.sleep(0.1)
+
+
+# --- working clusters -------------------------------------------------------------------
+
+
+async def test_python_dials_erlang_with_mutual_tls(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    py = await start_py(epmd, settings(certs))
+    try:
+        events = EventLog(py)
+        assert await erl(e, "net_kernel:monitor_nodes(true).") == "ok"
+        assert await py.ping(e.name)
+        await events.wait(NodeUp, e.name)
+        assert await erl(e, f"receive {{nodeup, '{py.name}'}} -> up after 10000 -> none end.") \
+            == "up"
+        conn = py.connection(e.name)
+        assert conn is not None and conn.transport is not None
+        tls_object = conn.transport.get_extra_info("ssl_object")
+        assert tls_object is not None and tls_object.version() == "TLSv1.2"
+        # Erlang sees a TLS connection from a node whose certificate it checked.
+        assert await erl(e, f"{{ok, I}} = net_kernel:node_info('{py.name}'), "
+                            "element(4, proplists:get_value(address, I)).") == "tls"
+        # Messages both ways, and a gen_server call into Erlang.
+        me = py.process("tls_box")
+        await py.send(("tester", e.name), (Atom("hello"), me.pid))
+        assert await erl(e, "receive {hello, P1} -> P1 ! {pong, node()}, ok "
+                            "after 10000 -> timeout end.") == "ok"
+        assert await me.receive(10) == (Atom("pong"), Atom(e.name))
+        apps = await py.call(("application_controller", e.name), Atom("which_applications"))
+        assert Atom("kernel") in [app[0] for app in apps]
+        # Erlang closes: NodeDown, and nothing left behind.
+        assert await erl(e, f"erlang:disconnect_node('{py.name}').") == "true"
+        await events.wait(NodeDown, e.name)
+        assert await erl(e, f"receive {{nodedown, '{py.name}'}} -> down after 10000 -> none "
+                            "end.") == "down"
+        await no_connection_left(py, e)
+    finally:
+        await py.stop()
+
+
+async def test_erlang_dials_python_with_mutual_tls(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    py = await start_py(epmd, settings(certs, "other"))
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    try:
+        events = EventLog(py)
+        box = py.process("tls_inbox")
+        assert await erl(e, f"net_adm:ping('{py.name}').") == "pong"
+        await events.wait(NodeUp, e.name)
+        conn = py.connection(e.name)
+        assert conn is not None and conn.transport is not None
+        peercert = conn.transport.get_extra_info("peercert")
+        assert peercert is not None  # Erlang presented its client certificate
+        assert ("DNS", "localhost") in peercert["subjectAltName"]
+        assert await erl(e, f"{{tls_inbox, '{py.name}'}} ! {{from_erlang, self()}}, ok.") == "ok"
+        msg = await box.receive(10)
+        assert msg[0] == Atom("from_erlang")
+        await box.send(msg[1], Atom("thanks"))
+        assert await erl(e, "receive thanks -> got after 10000 -> timeout end.") == "got"
+        assert await erl(e, f"lists:member('{py.name}', nodes()).") == "true"
+        await py.disconnect(e.name)
+        await events.wait(NodeDown, e.name)
+        await no_connection_left(py, e)
+    finally:
+        await py.stop()
+
+
+async def test_python_to_python_over_tls(epmd: EpmdProcess, certs: Certs) -> None:
+    a = await start_py(epmd, settings(certs))
+    b = await start_py(epmd, settings(certs, "other", versions=("tlsv1.2", "tlsv1.3")))
+    try:
+        events = EventLog(b)
+        assert await a.ping(b.name)
+        await events.wait(NodeUp, a.name)
+        box = b.process("p2p")
+        await a.send(("p2p", b.name), Atom("over_tls"))
+        assert await box.receive(10) == Atom("over_tls")
+        conn = a.connection(b.name)
+        assert conn is not None and conn.transport is not None
+        assert conn.transport.get_extra_info("ssl_object") is not None
+        await a.stop()
+        await events.wait(NodeDown, a.name)
+        await no_connection_left(b)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+# --- refusals against Erlang ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One failure case in one direction against Erlang."""
+
+    erl: ErlTls
+    py: dict[str, Any] | None  #: TlsSettings options; None for a plain-TCP Python node
+    failure: TlsFailure
+    by_peer: bool
+    #: What erl logs when it is the side that refuses ("" when Python refuses).
+    erl_log: str = ""
+
+
+DIAL_CASES = {
+    "untrusted_python_cert": Refusal(ErlTls(), {"pair": "untrusted"},
+                                     TlsFailure.UNTRUSTED_CERTIFICATE, True, "Unknown CA"),
+    "untrusted_erlang_cert": Refusal(ErlTls(pair="untrusted"), {},
+                                     TlsFailure.UNTRUSTED_CERTIFICATE, False),
+    "expired_python_cert": Refusal(ErlTls(), {"pair": "expired"},
+                                   TlsFailure.CERTIFICATE_EXPIRED, True, "Certificate Expired"),
+    "expired_erlang_cert": Refusal(ErlTls(pair="expired"), {},
+                                   TlsFailure.CERTIFICATE_EXPIRED, False),
+    "erlang_cert_wrong_host": Refusal(ErlTls(pair="wrong_host"), {}, TlsFailure.WRONG_HOST,
+                                      False),
+    "no_python_client_cert": Refusal(ErlTls(), {"client_certificate": False},
+                                     TlsFailure.NO_PEER_CERTIFICATE, True,
+                                     "no_client_certificate_provided"),
+    "protocol_mismatch": Refusal(ErlTls(), {"versions": ("tlsv1.3",)},
+                                 TlsFailure.PROTOCOL_MISMATCH, True, "Protocol Version"),
+    "plain_python_to_tls_erlang": Refusal(ErlTls(), None, TlsFailure.PEER_REQUIRES_TLS, False,
+                                          "unsupported_record_type"),
+    "tls_python_to_plain_erlang": Refusal(ErlTls(tls=False), {}, TlsFailure.PEER_NOT_TLS,
+                                          False),
+}
+
+ACCEPT_CASES = {
+    "untrusted_python_cert": Refusal(ErlTls(), {"pair": "untrusted"},
+                                     TlsFailure.UNTRUSTED_CERTIFICATE, True, "Unknown CA"),
+    "untrusted_erlang_cert": Refusal(ErlTls(pair="untrusted"), {},
+                                     TlsFailure.UNTRUSTED_CERTIFICATE, False),
+    "expired_python_cert": Refusal(ErlTls(), {"pair": "expired"},
+                                   TlsFailure.CERTIFICATE_EXPIRED, True, "Certificate Expired"),
+    "expired_erlang_cert": Refusal(ErlTls(pair="expired"), {},
+                                   TlsFailure.CERTIFICATE_EXPIRED, False),
+    "python_cert_wrong_host": Refusal(ErlTls(), {"pair": "wrong_host"}, TlsFailure.WRONG_HOST,
+                                      True, "hostname_check_failed"),
+    "no_erlang_client_cert": Refusal(ErlTls(client_certificate=False), {},
+                                     TlsFailure.NO_PEER_CERTIFICATE, False),
+    "protocol_mismatch": Refusal(ErlTls(), {"versions": ("tlsv1.3",)},
+                                 TlsFailure.PROTOCOL_MISMATCH, False),
+    "tls_erlang_to_plain_python": Refusal(ErlTls(), None, TlsFailure.PEER_REQUIRES_TLS, False),
+    "plain_erlang_to_tls_python": Refusal(ErlTls(tls=False), {}, TlsFailure.PEER_NOT_TLS,
+                                          False),
+}
+
+
+def _py_settings(certs: Certs, options: dict[str, Any] | None) -> TlsSettings | None:
+    if options is None:
+        return None
+    options = dict(options)
+    return settings(certs, options.pop("pair", "good"), **options)
+
+
+@pytest.mark.parametrize("case", DIAL_CASES.values(), ids=DIAL_CASES.keys())
+async def test_python_dialing_erlang_is_refused(
+    case: Refusal, epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode],
+    refusals: list[telemetry.TlsRefused],
+) -> None:
+    e = start_erl(erl_nodes, epmd, certs, case.erl)
+    py = await start_py(epmd, _py_settings(certs, case.py))
+    try:
+        with pytest.raises(TlsError) as caught:
+            await py.connect(e.name, timeout=15)
+        error = caught.value
+        assert (error.failure, error.by_peer) == (case.failure, case.by_peer), error
+        assert COOKIE not in str(error) and "BEGIN" not in str(error)
+        telemetry.flush()  # handlers run on the telemetry thread
+        assert [(r.failure, r.role, r.peer) for r in refusals] == [
+            (case.failure.value, "dial", e.name)]
+        assert not await py.ping(e.name, timeout=15)
+        if case.erl_log:
+            await erl_logged(e, case.erl_log)
+        await no_connection_left(py, e)
+    finally:
+        await py.stop()
+
+
+@pytest.mark.parametrize("case", ACCEPT_CASES.values(), ids=ACCEPT_CASES.keys())
+async def test_erlang_dialing_python_is_refused(
+    case: Refusal, epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode],
+    refusals: list[telemetry.TlsRefused],
+) -> None:
+    py = await start_py(epmd, _py_settings(certs, case.py))
+    e = start_erl(erl_nodes, epmd, certs, case.erl)
+    try:
+        assert await erl(e, f"net_adm:ping('{py.name}').") == "pang"
+        await wait_for(lambda: bool(refusals), 20, "a TlsRefused event")
+        refused = refusals[0]
+        assert (refused.failure, refused.role, refused.by_peer) == (
+            case.failure.value, "accept", case.by_peer), refused
+        assert refused.peer == "127.0.0.1"
+        if case.erl_log:
+            await erl_logged(e, case.erl_log)
+        await no_connection_left(py, e)
+    finally:
+        await py.stop()
+
+
+# --- refusals between Python nodes -------------------------------------------------------------
+
+
+PY_CASES = {
+    "untrusted": ({"pair": "untrusted"}, {}, TlsFailure.UNTRUSTED_CERTIFICATE, False),
+    "expired": ({"pair": "expired"}, {}, TlsFailure.CERTIFICATE_EXPIRED, False),
+    "wrong_host": ({"pair": "wrong_host"}, {}, TlsFailure.WRONG_HOST, False),
+    "no_client_cert": ({}, {"client_certificate": False}, TlsFailure.NO_PEER_CERTIFICATE, True),
+    "protocol_mismatch": ({"versions": ("tlsv1.3",)}, {}, TlsFailure.PROTOCOL_MISMATCH, True),
+    "plain_to_tls": ({}, None, TlsFailure.PEER_REQUIRES_TLS, False),
+    "tls_to_plain": (None, {}, TlsFailure.PEER_NOT_TLS, False),
+}
+
+
+@pytest.mark.parametrize("case", PY_CASES.values(), ids=PY_CASES.keys())
+async def test_python_to_python_refusals(
+    case: tuple[dict[str, Any] | None, dict[str, Any] | None, TlsFailure, bool],
+    epmd: EpmdProcess, certs: Certs, refusals: list[telemetry.TlsRefused],
+) -> None:
+    server_options, client_options, failure, by_peer = case
+    server = await start_py(epmd, _py_settings(certs, server_options))
+    client = await start_py(epmd, _py_settings(certs, client_options))
+    try:
+        with pytest.raises(TlsError) as caught:
+            await client.connect(server.name, timeout=15)
+        assert (caught.value.failure, caught.value.by_peer) == (failure, by_peer), caught.value
+        # The accepting side refused (or was refused) too, and reported it.
+        await wait_for(lambda: any(r.role == "accept" for r in refusals), 20,
+                       "the server's TlsRefused event")
+        await no_connection_left(client)
+        await no_connection_left(server)
+    finally:
+        await client.stop()
+        await server.stop()
+
+
+async def test_client_certificate_must_name_its_address(
+    epmd: EpmdProcess, certs: Certs, refusals: list[telemetry.TlsRefused]
+) -> None:
+    """``verify_client_address`` (OTP's ``verify_client/3``): a client certificate
+    that does not name the address it connects from is refused after TLS."""
+    server = await start_py(epmd, settings(certs, verify_client_address=True))
+    named = await start_py(epmd, settings(certs, "other"))
+    unnamed = await start_py(epmd, settings(certs, "wrong_host", check_hostname=True))
+    try:
+        assert await named.ping(server.name)
+        with pytest.raises(ConnectFailed):
+            await unnamed.connect(server.name, timeout=15)
+        await wait_for(lambda: bool(refusals), 20, "the server's TlsRefused event")
+        telemetry.flush()  # handlers run on the telemetry thread
+        assert [(r.failure, r.role, r.peer) for r in refusals] == [
+            (TlsFailure.WRONG_HOST.value, "accept", "127.0.0.1")]
+        await no_connection_left(unnamed)
+        assert server.nodes() == [named.name]
+    finally:
+        for node in (server, named, unnamed):
+            await node.stop()
+
+
+def test_the_sync_facade_starts_a_tls_node(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    cluster.start_node(f"{unique_name('sync')}@localhost", COOKIE, epmd_port=epmd.port,
+                       tls=settings(certs))
+    try:
+        assert cluster.ping(e.name)
+        assert cluster.nodes() == [e.name]
+        assert e.eval(f"net_adm:ping('{cluster.self_node()}').") == "pong"
+    finally:
+        cluster.stop_node()
