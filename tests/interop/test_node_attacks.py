@@ -166,3 +166,32 @@ def _peak_rss_kib(pid: int) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise AssertionError("no VmHWM in /proc status")
+
+
+async def test_f6_mesh_gossip_dials_within_bounds_and_spends_no_budget(
+    epmd: EpmdProcess, erl: ErlNode
+) -> None:
+    from erldist.names import atom_budget
+
+    node = await start(epmd)
+    try:
+        spent = atom_budget().used
+        attacker = await rawpeer.connect(f"{unique_name('x')}@127.0.0.1", COOKIE, "127.0.0.1",
+                                         node.port, node.name)
+        for wave in range(10):
+            names = [Atom(f"ghost{wave}x{i}@127.0.0.1") for i in range(1000)]
+            gossip = (Atom("erldist_mesh"), Atom("nodes"), names)
+            await attacker.send(attacker.frame((6, attacker.pid(), Atom(""),
+                                                Atom("erldist_mesh")), gossip))
+        mesh = node._mesh
+        assert mesh is not None
+        dialer = mesh._dialer
+        for _ in range(200):
+            assert dialer.in_flight <= 8 and dialer.waiting <= 256
+            await asyncio.sleep(0.05)
+        assert dialer.started <= 1024 + 256 + 8
+        assert atom_budget().used == spent  # a peer's words spent nothing
+        assert await asyncio.to_thread(ping_ms, erl, node.name) < 5000
+        attacker.close()
+    finally:
+        await node.stop()

@@ -204,9 +204,9 @@ class Node:
         Rex(router)
         self._calls = CallClient(router)
         if self._connect_all:
-            self._mesh = Mesh(router, long_names=self._name.long,
-                              connected=peers.has_connection,
-                              visible_peers=lambda: peers.names(visible=True), dial=self._dial)
+            self._mesh = Mesh(router, local=self._name, connected=peers.has_connection,
+                              visible_peers=lambda: peers.names(visible=True),
+                              dial=lambda peer: peers.ensure(peer, None))
         self.global_compat = GlobalCompat(self, router)
         peers.accepting = True
 
@@ -303,14 +303,6 @@ class Node:
         if not self._running:
             raise ConnectIgnored()
         return await self.peers.ensure(check_peer(node, BudgetSite.CONNECT), None)
-
-    async def _dial(self, node: str) -> None:
-        """Connect to a node a peer told us of: its name costs the user's budget nothing."""
-        try:
-            peer = parse_node_name(node)
-        except NameFormatError as exc:
-            raise InvalidNodeFormat(str(exc)) from None
-        await self.peers.ensure(peer, None)
 
     # --- events ----------------------------------------------------------------------
 
@@ -529,6 +521,8 @@ class Node:
             await self._peers.close()
         if self.global_compat is not None:
             self.global_compat.close()
+        if self._mesh is not None:
+            self._mesh.close()
         if self._router is not None:
             self._router.close()
         if self._registration is not None:

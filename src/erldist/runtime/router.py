@@ -136,7 +136,6 @@ class Router:
         self._unlink_ids = itertools.count(1)
         self._local: deque[Signal] = deque()
         self._draining = False
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.spawn_handler: SpawnHandler | None = None
         self._table: dict[type, Callable[[Any, Origin | None], None]] = {
             MessageSignal: self._on_message,
@@ -608,14 +607,6 @@ class Router:
         """The node stops: every process ends with ``shutdown``."""
         for proc in list(self._procs.values()):
             self.terminate(proc, _SHUTDOWN)
-        for task in self._tasks:
-            task.cancel()
-
-    def start_task(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` in the background until it ends or the node stops."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 _SENDER_CHECKED = (LinkSignal, UnlinkSignal, UnlinkAckSignal, ExitSignal, MonitorSignal,

@@ -10,12 +10,12 @@ sockets without bound.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from erldist.errors import ConnectError
-from erldist.names import NameFormatError, parse_node_name
+from erldist.names import NodeName
 from erldist.runtime.router import Router
+from erldist.runtime.suggested_dials import DialFunction, SuggestedDialer
 from erldist.term.types import Atom
 
 __all__ = ["MESH", "Mesh"]
@@ -26,29 +26,33 @@ MESH = Atom("erldist_mesh")
 _NODES = Atom("nodes")
 #: Names one announcement may carry; a longer one is ignored.
 _MESH_MAX = 1024
-#: Gossip-started dials in flight at once; names past it wait for a later announcement.
-_DIALS_MAX = 64
 
 
 class Mesh:
-    """Registered as ``erldist_mesh``: announces peers and dials announced ones."""
+    """Registered as ``erldist_mesh``: announces peers and dials announced ones.
+
+    Announced names are a peer's words: they are dialed through a
+    ``SuggestedDialer``, which never charges the user's atom budget and bounds
+    the dials in flight, waiting, and failed over the node's life.
+    """
 
     def __init__(
         self,
         router: Router,
         *,
-        long_names: bool,
+        local: NodeName,
         connected: Callable[[str], bool],
         visible_peers: Callable[[], list[str]],
-        dial: Callable[[str], Awaitable[None]],
+        dial: DialFunction,
     ) -> None:
         self._router = router
-        self._long = long_names
         self._connected = connected
         self._visible_peers = visible_peers
-        self._dial = dial
-        self._dialing: set[str] = set()
+        self._dialer = SuggestedDialer(local, dial)
         self.process = router.add_service(str(MESH), self._receive)
+
+    def close(self) -> None:
+        self._dialer.close()
 
     def peer_up(self, peer: str) -> None:
         """Tell ``peer`` about our other visible peers, and them about ``peer``."""
@@ -64,28 +68,7 @@ class Mesh:
         match message:
             case (Atom("erldist_mesh"), Atom("nodes"), list() as names) if len(names) <= _MESH_MAX:
                 for name in names:
-                    if isinstance(name, Atom):
-                        self._connect(str(name))
+                    if isinstance(name, Atom) and not self._connected(str(name)):
+                        self._dialer.suggest(str(name))
             case _:
                 log.debug("mesh message not understood: %r", message)
-
-    def _connect(self, name: str) -> None:
-        if (name == self._router.name or name in self._dialing or self._connected(name)
-                or len(self._dialing) >= _DIALS_MAX):
-            return
-        try:
-            peer = parse_node_name(name)
-        except NameFormatError:
-            return
-        if peer.long != self._long:
-            return
-        self._dialing.add(name)
-        self._router.start_task(self._dial_one(name))
-
-    async def _dial_one(self, name: str) -> None:
-        try:
-            await self._dial(name)
-        except ConnectError as exc:
-            log.info("mesh connect to %s failed: %s", name, exc)
-        finally:
-            self._dialing.discard(name)
