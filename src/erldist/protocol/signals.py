@@ -180,42 +180,57 @@ def from_control(msg: control.ControlMessage) -> Signal | None:
     return _FROM[type(msg)](msg)
 
 
+def _message(signal: MessageSignal, flags: int) -> control.ControlMessage:
+    sender, to = signal.sender, signal.to
+    if sender is None:
+        if isinstance(to, Pid):
+            return control.Send(to, signal.message)
+        raise LocalProtocolError(f"a message to {to!r} must name its sender")
+    if isinstance(to, Pid):
+        if flags & DFlag.SEND_SENDER:
+            return control.SendSender(sender, to, signal.message)
+        return control.Send(to, signal.message)
+    if isinstance(to, Atom):
+        return control.RegSend(sender, to, signal.message)
+    return control.AliasSend(sender, to, signal.message)
+
+
+def _unlink(signal: UnlinkSignal, flags: int) -> control.ControlMessage:
+    if signal.id is None or not flags & DFlag.UNLINK_ID:
+        return control.Unlink(signal.sender, signal.to)
+    return control.UnlinkId(signal.id, signal.sender, signal.to)
+
+
+def _exit(signal: ExitSignal, flags: int) -> control.ControlMessage:
+    payload = bool(flags & DFlag.EXIT_PAYLOAD)
+    if signal.linked:
+        kind: Any = control.PayloadExit if payload else control.Exit
+    else:
+        kind = control.PayloadExit2 if payload else control.Exit2
+    built: control.ControlMessage = kind(signal.sender, signal.to, signal.reason)
+    return built
+
+
+def _spawn_request_control(signal: SpawnRequestSignal, _flags: int) -> control.ControlMessage:
+    mfa = (signal.module, signal.function, len(signal.args))
+    return control.SpawnRequest(signal.req_id, signal.sender, signal.group_leader, mfa,
+                                signal.opts, signal.args)
+
+
+_TO: Final[dict[type, Callable[[Any, int], control.ControlMessage]]] = {
+    MessageSignal: _message,
+    LinkSignal: lambda s, _f: control.Link(s.sender, s.to),
+    UnlinkSignal: _unlink,
+    UnlinkAckSignal: lambda s, _f: control.UnlinkIdAck(s.id, s.sender, s.to),
+    ExitSignal: _exit,
+    MonitorSignal: lambda s, _f: control.MonitorP(s.sender, s.target, s.ref),
+    DemonitorSignal: lambda s, _f: control.DemonitorP(s.sender, s.target, s.ref),
+    DownSignal: lambda s, f: control.monitor_exit(s.target, s.to, s.ref, s.reason, f),
+    SpawnRequestSignal: _spawn_request_control,
+    SpawnReplySignal: lambda s, _f: control.SpawnReply(s.req_id, s.to, s.flags, s.result),
+}
+
+
 def to_control(signal: Signal, flags: int) -> control.ControlMessage:
     """The control message for ``signal`` on a connection with ``flags``."""
-    payload = bool(flags & DFlag.EXIT_PAYLOAD)
-    match signal:
-        case MessageSignal(None, Pid() as to, message):
-            return control.Send(to, message)
-        case MessageSignal(None, to, _):
-            raise LocalProtocolError(f"a message to {to!r} must name its sender")
-        case MessageSignal(Pid() as sender, to, message):
-            if isinstance(to, Pid):
-                return control.send_to_pid(sender, to, message, flags)
-            if isinstance(to, Atom):
-                return control.RegSend(sender, to, message)
-            return control.AliasSend(sender, to, message)
-        case LinkSignal(sender, to):
-            return control.Link(sender, to)
-        case UnlinkSignal(sender, to, unlink_id):
-            if unlink_id is None or not flags & DFlag.UNLINK_ID:
-                return control.Unlink(sender, to)
-            return control.UnlinkId(unlink_id, sender, to)
-        case UnlinkAckSignal(sender, to, unlink_id):
-            return control.UnlinkIdAck(unlink_id, sender, to)
-        case ExitSignal(sender, to, reason, linked):
-            if linked:
-                return (control.PayloadExit if payload else control.Exit)(sender, to, reason)
-            return (control.PayloadExit2 if payload else control.Exit2)(sender, to, reason)
-        case MonitorSignal(sender, target, ref):
-            return control.MonitorP(sender, target, ref)
-        case DemonitorSignal(sender, target, ref):
-            return control.DemonitorP(sender, target, ref)
-        case DownSignal(target, to, ref, reason):
-            return control.monitor_exit(target, to, ref, reason, flags)
-        case SpawnReplySignal(req_id, to, reply_flags, result):
-            return control.SpawnReply(req_id, to, reply_flags, result)
-        case SpawnRequestSignal(req_id, sender, leader, module, function, args, opts):
-            return control.SpawnRequest(req_id, sender, leader, (module, function, len(args)),
-                                        opts, args)
-    raise TypeError(f"not a signal: {signal!r}")
-
+    return _TO[type(signal)](signal, flags)
