@@ -56,7 +56,7 @@ from erldist.runtime.mailbox import Overflow
 from erldist.runtime.peers import Identity, Peers
 from erldist.runtime.process import Process
 from erldist.runtime.router import Destination, Router
-from erldist.runtime.rpc import Exposed, RpcClient, RpcServer
+from erldist.runtime.rpc import MAX_RPC_WORKERS, Exposed, RpcClient, RpcServer
 from erldist.runtime.services.io_server import IoServer
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
@@ -95,6 +95,7 @@ class Node:
         self._calls: CallClient | None = None
         self._rpc_server: RpcServer | None = None
         self._rpc: RpcClient | None = None
+        self._rex: Rex | None = None
         self._mesh: Mesh | None = None
         self.global_compat: GlobalCompat | None = None
         self._connect_all = True
@@ -185,9 +186,9 @@ class Node:
                                        mailbox_maxsize=cfg.mailbox_maxsize,
                                        overflow=Overflow(cfg.mailbox_overflow))
         NetKernel(router)
-        Rex(router)
-        self._calls = CallClient(router)
         self._rpc_server = RpcServer(router)
+        self._rex = Rex(router, self._rpc_server.apply, MAX_RPC_WORKERS)
+        self._calls = CallClient(router)
         self._rpc = RpcClient(router, IoServer(router).process.pid)
         if self._connect_all:
             self._mesh = Mesh(router, long_names=self._name.long,
@@ -549,6 +550,8 @@ class Node:
             await self._peers.close()
         if self.global_compat is not None:
             self.global_compat.close()
+        if self._rex is not None:
+            self._rex.close()
         if self._router is not None:
             self._router.close()
         if self._registration is not None:

@@ -132,7 +132,7 @@ class RpcServer:
     async def _work(self, proc: Process, result_ref: Reference | None, module: Atom,
                     function: Atom, args: list[Term]) -> None:
         try:
-            outcome = await self._apply(module, function, args)
+            outcome = await self.apply(module, function, args)
         finally:
             self._workers.discard(proc.pid)
         if result_ref is None:  # a cast: nobody hears the outcome; failures are logged
@@ -142,7 +142,7 @@ class RpcServer:
             return
         proc.exit((result_ref, *outcome))
 
-    async def _apply(self, module: Atom, function: Atom, args: list[Term]) -> tuple[Any, ...]:
+    async def apply(self, module: Atom, function: Atom, args: list[Term]) -> tuple[Any, ...]:
         """``(return, V)``, ``(throw, V)``, ``(exit, R)`` or ``(error, R, Stack)``."""
         fn = self._exposed.get((module, function))
         if fn is None or not _accepts(fn, len(args)):

@@ -49,6 +49,10 @@ def _answer(request: Any, peer: str | None, depth: int) -> Term:
         case (Atom("put_chars"), chars):
             log.info("output from %s: %s", peer, _text(chars))
             return _OK
+        case (Atom("put_chars"), _, Atom("io_lib"), Atom("format"), [fmt, args]):
+            # io:format: the formatting is Erlang's; the log gets the format and the terms.
+            log.info("output from %s: %s %r", peer, _text(fmt), args)
+            return _OK
         case (Atom("requests"), list() as requests) if depth == 0:
             answer: Term = _OK
             for item in requests[:64]:
