@@ -219,12 +219,12 @@ async def test_a_call_whose_node_goes_down_fails_with_noconnection() -> None:
 # --- erpc into Python ------------------------------------------------------------------------
 
 
-def spawn_call(router: Router, link: Link, module: str, function: str, args: list[Any],
-               opts: list[Any] | None = None) -> tuple[Reference, Reference]:
+def spawn_call(router: Router, link: Link, module: str, function: str,
+               args: list[Any]) -> tuple[Reference, Reference]:
     req_id, res = router.make_ref(), router.make_ref()
     router.dispatch(signals.SpawnRequestSignal(
         req_id, REMOTE, REMOTE, Atom("erpc"), Atom("execute_call"),
-        [res, Atom(module), Atom(function), args], [Atom("monitor")] if opts is None else opts),
+        [res, Atom(module), Atom(function), args], [Atom("monitor")]),
         link)
     return req_id, res
 
@@ -292,7 +292,7 @@ async def test_erpc_exceptions_throws_and_exits_answer_as_erlang_reports_them() 
     rpc.expose("m", "fail", fail)
     rpc.expose("m", "throw", throw)
     rpc.expose("m", "exit", leave)
-    rpc.expose("m", "unencodable", lambda: object())
+    rpc.expose("m", "unencodable", object)
     req_id, res = spawn_call(router, link, "m", "fail", [b"bad input"])
     assert await down_of(link, req_id) == (
         res, Atom("error"), (Atom("python"), Atom("ValueError"), b"bad input"),
@@ -362,10 +362,11 @@ async def test_erpc_cast_runs_and_other_spawns_are_notsup() -> None:
 # --- rpc into Erlang -------------------------------------------------------------------------
 
 
-async def rpc_request(router: Router, link: Link, client: RpcClient, *args: Any,
-                      timeout: float = 5) -> tuple[asyncio.Future[Any], signals.SpawnRequestSignal]:
+async def rpc_request(
+    link: Link, client: RpcClient, mfa: tuple[str, str, list[Any]], timeout: float = 5
+) -> tuple[asyncio.Future[Any], signals.SpawnRequestSignal]:
     before = len(link.sent)
-    call = asyncio.ensure_future(client.rpc(PEER, *args, timeout))
+    call = asyncio.ensure_future(client.rpc(PEER, mfa[0], mfa[1], mfa[2], timeout))
     for _ in range(100):
         if len(link.sent) > before and isinstance(link.sent[-1], signals.SpawnRequestSignal):
             break
@@ -400,7 +401,7 @@ async def test_rpc_maps_every_erpc_outcome_to_a_typed_exception(
     router, net = make()
     link = net.links[PEER]
     client = RpcClient(router, IoServer(router).process.pid)
-    call, request = await rpc_request(router, link, client, "m", "f", [1])
+    call, request = await rpc_request(link, client, ("m", "f", [1]))
     assert (request.module, request.function) == (Atom("erpc"), Atom("execute_call"))
     assert request.opts == [Atom("monitor")]
     res, m, f, a = request.args
@@ -415,10 +416,10 @@ async def test_rpc_returns_the_value_and_a_refused_spawn_is_typed() -> None:
     router, net = make()
     link = net.links[PEER]
     client = RpcClient(router, IoServer(router).process.pid)
-    call, request = await rpc_request(router, link, client, "m", "f", [])
+    call, request = await rpc_request(link, client, ("m", "f", []))
     answer(router, link, request, (request.args[0], Atom("return"), [1, 2]))
     assert await call == [1, 2]
-    call, request = await rpc_request(router, link, client, "m", "f", [])
+    call, request = await rpc_request(link, client, ("m", "f", []))
     router.dispatch(signals.SpawnReplySignal(request.req_id, request.sender, 0, Atom("notsup")),
                     link)
     with pytest.raises(RpcRefused) as info:
@@ -432,7 +433,7 @@ async def test_an_rpc_timeout_abandons_the_request_and_drops_what_comes_later() 
     router, net = make()
     link = net.links[PEER]
     client = RpcClient(router, IoServer(router).process.pid)
-    call, request = await rpc_request(router, link, client, "m", "f", [], timeout=0.05)
+    call, request = await rpc_request(link, client, ("m", "f", []), 0.05)
     with pytest.raises(RpcTimeout):
         await call
     # The reply comes after the caller gave up: the spawned process is told to go.
@@ -440,7 +441,7 @@ async def test_an_rpc_timeout_abandons_the_request_and_drops_what_comes_later() 
     assert signals.ExitSignal(request.sender, worker, Atom("abandoned"), linked=False) in link.sent
     assert client.pending == 0 and not client.process.state.monitors
     # After the reply: the monitor is dropped on timeout.
-    call, request = await rpc_request(router, link, client, "m", "f", [], timeout=0.2)
+    call, request = await rpc_request(link, client, ("m", "f", []), 0.2)
     worker = Pid(Atom(PEER), 501, 0, 3)
     router.dispatch(signals.SpawnReplySignal(request.req_id, request.sender, 2, worker), link)
     with pytest.raises(RpcTimeout):

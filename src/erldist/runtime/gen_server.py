@@ -60,8 +60,9 @@ class From:
 class GenServer:
     """Base class of a Python server; override the handlers you need.
 
-    Each handler may be a plain or an ``async`` method. ``self.process`` is
-    the server's process once started (``self.process.pid`` its pid).
+    Each handler may be a plain or an ``async`` method (an awaitable result is
+    awaited). ``self.process`` is the server's process once started
+    (``self.process.pid`` its pid).
     """
 
     #: Receive exit signals as ``Exit`` messages (``handle_info``), and run
@@ -72,23 +73,28 @@ class GenServer:
     _router: Router
     _stop_reason: Term | None = None
 
-    async def init(self, *args: Any) -> None:
+    def init(self, *args: Any) -> Any:
         """Runs before the first message; raising fails ``start_server``."""
+        return None
 
-    async def handle_call(self, request: Any, from_: From) -> Any:
-        """Answer a call: return the reply, or ``NOREPLY`` and ``reply`` later."""
+    def handle_call(self, request: Any, from_: From) -> Any:
+        """Answer a call: return the reply, or ``NOREPLY`` and ``reply`` later.
+
+        Without an override a call ends the server, as in Elixir's ``GenServer``.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no handle_call for {request!r}")
 
-    async def handle_cast(self, request: Any) -> None:
-        """A ``gen_server:cast``."""
+    def handle_cast(self, request: Any) -> Any:
+        """A ``gen_server:cast``; without an override it ends the server."""
         raise NotImplementedError(f"{type(self).__name__} has no handle_cast for {request!r}")
 
-    async def handle_info(self, message: Any) -> None:
+    def handle_info(self, message: Any) -> Any:
         """Any other message (``Down``, ``Exit``, plain messages): logged and dropped."""
         log.warning("%s got an unexpected message: %r", type(self).__name__, message)
 
-    async def terminate(self, reason: Term) -> None:
+    def terminate(self, reason: Term) -> Any:
         """Runs when the server stops (not when it is killed)."""
+        return None
 
     # --- for handlers --------------------------------------------------------------------
 
