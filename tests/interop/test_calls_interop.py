@@ -125,7 +125,8 @@ async def test_erlang_calls_into_python_fail_as_in_otp(
         # An unknown name: noproc at once.
         got = await erl(e, f"{{T0, R0}} = timer:tc(fun() -> catch gen_server:call("
                            f"{{nobody, '{py.name}'}}, hi, 20000) end), {{T0 < 2000000, R0}}.")
-        assert got == f"{{true,{{'EXIT',{{noproc,{{gen_server,call,[{{nobody,'{py.name}'}},hi,20000]}}}}}}}}"
+        nobody = f"{{nobody,'{py.name}'}}"
+        assert got == f"{{true,{{'EXIT',{{noproc,{{gen_server,call,[{nobody},hi,20000]}}}}}}}}"
         # A timeout, then a late reply: it must not reach the Erlang caller's mailbox.
         got = await erl(e, f"catch gen_server:call({target}, later, 300).")
         assert got.startswith("{'EXIT',{timeout,")
@@ -174,7 +175,8 @@ async def test_an_erlang_supervisor_supervises_a_python_server_started_over_erpc
         sup = (
             "-module(py_counter_sup).\n-behaviour(supervisor).\n-export([init/1]).\n"
             "init(Py) -> {ok, {#{strategy => one_for_one, intensity => 10, period => 10},\n"
-            "  [#{id => counter, start => {erpc, call, [Py, py_counter, start_link, [self()]]}}]}}.\n"
+            "  [#{id => counter,\n"
+            "     start => {erpc, call, [Py, py_counter, start_link, [self()]]}}]}}.\n"
         )
         load_module(e, sup, tmp_path)
         await erl(e, f"{{ok, Sup}} = supervisor:start_link(py_counter_sup, '{py.name}'), "
