@@ -42,6 +42,16 @@ from erldist.errors import (
     ProcessExited,
     ProtocolError,
     RemoteProtocolError,
+    RpcError,
+    RpcExit,
+    RpcKilled,
+    RpcNodeDown,
+    RpcRaised,
+    RpcRefused,
+    RpcThrow,
+    RpcTimeout,
+    RpcUndefined,
+    ServerStartFailed,
     StartAtomBudgetExceeded,
     StartError,
     StartFailed,
@@ -55,6 +65,7 @@ from erldist.errors import (
 from erldist.events import ClusterEvent, NodeDown, NodeUp
 from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
+from erldist.runtime.gen_server import NOREPLY, From, GenServer
 from erldist.runtime.node import Node
 from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
 from erldist.term import DecodeLimits, decode, encode
@@ -74,6 +85,7 @@ from erldist.term.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "NOREPLY",
     "AlreadyStarted",
     "Atom",
     "BitBinary",
@@ -102,9 +114,11 @@ __all__ = [
     "ErldistError",
     "Exit",
     "Export",
+    "From",
     "FrozenList",
     "FrozenMap",
     "Fun",
+    "GenServer",
     "ImproperList",
     "InsufficientData",
     "InvalidBinary",
@@ -131,6 +145,16 @@ __all__ = [
     "ProtocolError",
     "Reference",
     "RemoteProtocolError",
+    "RpcError",
+    "RpcExit",
+    "RpcKilled",
+    "RpcNodeDown",
+    "RpcRaised",
+    "RpcRefused",
+    "RpcThrow",
+    "RpcTimeout",
+    "RpcUndefined",
+    "ServerStartFailed",
     "StartAtomBudgetExceeded",
     "StartError",
     "StartFailed",
