@@ -357,6 +357,16 @@ async def test_erpc_cast_runs_and_other_spawns_are_notsup() -> None:
     router.dispatch(signals.SpawnRequestSignal(other, REMOTE, REMOTE, Atom("erlang"),
                                                Atom("node"), [], []), link)
     assert link.sent[-1] == signals.SpawnReplySignal(other, REMOTE, 0, Atom("notsup"))
+    # A peer cannot have us run something in another node's name.
+    elsewhere = Pid(Atom("third@127.0.0.1"), 1, 0, 1)
+    forged = router.make_ref()
+    router.dispatch(signals.SpawnRequestSignal(forged, elsewhere, elsewhere, Atom("erpc"),
+                                               Atom("execute_cast"),
+                                               [Atom("m"), Atom("note"), [8]], []), link)
+    assert link.sent[-1] == signals.SpawnReplySignal(forged, elsewhere, 0, Atom("badarg"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert got == [7]
 
 
 # --- rpc into Erlang -------------------------------------------------------------------------

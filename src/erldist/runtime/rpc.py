@@ -66,6 +66,7 @@ _UNDEF = Atom("undef")
 _LINK = Atom("link")
 _MONITOR = Atom("monitor")
 _NOTSUP = Atom("notsup")
+_BADARG = Atom("badarg")
 _SYSTEM_LIMIT = Atom("system_limit")
 
 #: An exposed function: called with the Erlang arguments, plain or ``async``.
@@ -103,6 +104,10 @@ class RpcServer:
 
     def _on_spawn_request(self, signal: SpawnRequestSignal, peer: str) -> None:
         router = self._router
+        if str(signal.sender.node) != peer:  # a peer spawns for its own processes only
+            log.debug("spawn request from %s in the name of %r refused", peer, signal.sender)
+            router.emit(peer, SpawnReplySignal(signal.req_id, signal.sender, 0, _BADARG))
+            return
         request = _parse(signal)
         if request is None:
             log.debug("spawn request of %s:%s/%d from %s refused: notsup", signal.module,
