@@ -71,13 +71,17 @@ class CallClient:
         self._pending[mref] = fut
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
+                # The request leaves first and the monitor right after it, in the
+                # same loop turn: the request goes out in the turn's first write
+                # instead of waiting behind the monitor. Nothing is lost: a
+                # target that is gone, or goes before the monitor arrives, gives
+                # noproc at once, and the monitor exists before a reply is awaited.
+                try:
+                    await router.send(me, dest, (GEN_CALL, (me, ImproperList((_ALIAS,), mref)),
+                                                 request))
+                except ConnectError:
+                    raise CallTargetDown(dest, NOCONNECTION) from None
                 await router.monitor(proc, dest, mref)
-                if not fut.done():
-                    try:
-                        await router.send(me, dest, (GEN_CALL, (me, ImproperList((_ALIAS,), mref)),
-                                                     request))
-                    except ConnectError:
-                        raise CallTargetDown(dest, NOCONNECTION) from None
                 return await fut
         except TimeoutError:
             telemetry.emit(telemetry.CallTimedOut(max(timeout, 0.0), repr(dest)))
