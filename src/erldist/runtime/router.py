@@ -501,7 +501,7 @@ class Router:
         group_leader: Pid,
         monitor: bool,
     ) -> None:
-        """``erlang:spawn_request(Node, M, F, Args, [monitor])``: the request id.
+        """``erlang:spawn_request(Node, M, F, Args, [monitor])`` under ``req_id``.
 
         The reply arrives as ``{spawn_reply, ReqId, ok, Pid}`` (then, with
         ``monitor``, a ``Down`` under ``ReqId``) or ``{spawn_reply, ReqId,
