@@ -2,8 +2,9 @@
 
 The Elixir node is Debian's ``elixir`` (1.14, on Debian's OTP 25) running a
 script: it calls the Python server with ``GenServer.call``/``cast`` and prints
-what it got, then serves its own ``GenServer`` while Python calls it. A
-missing ``elixir`` fails the test (``scripts/test.sh`` installs it).
+what it got, then serves its own ``GenServer`` while Python calls it, and last
+waits on a call while the Python node stops. A missing ``elixir`` fails the
+test (``scripts/test.sh`` installs it).
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ end
 report.(:late, late)
 report.(:crash, catching.(fn -> GenServer.call({:counter, py}, :crash) end))
 IO.puts("READY")
+IO.read(:stdio, :line)
+report.(:nodedown, catching.(fn -> GenServer.call({:counter, py}, :later, 20000) end))
+IO.puts("DONE")
 IO.read(:stdio, :line)
 """
 
@@ -201,6 +205,17 @@ async def test_genserver_call_both_ways_between_elixir_and_python(
             await call
         assert info.value.reason == Atom("noconnection") and time.monotonic() - t0 < 20
         assert calls.pending == 0 and not calls.process.state.monitors
+        # The Python node dies while Elixir waits on a call: {:nodedown, node}.
+        srv2 = Counter()
+        await py.start_server(srv2, name="counter")
+        assert ex.proc.stdin is not None
+        ex.proc.stdin.write(b"go\n")
+        ex.proc.stdin.flush()
+        await wait_for(lambda: len(srv2.deferred) == 1, 30, f"Elixir's last call: {ex.lines}")
+        await py.stop()
+        await wait_for(lambda: "DONE" in ex.lines, 30, f"the Elixir script to end: {ex.lines}")
+        assert ex.results()["nodedown"].startswith(
+            f"{{:exit, {{{{:nodedown, :\"{py.name}\"}}, {{GenServer, :call,")
     finally:
         await py.stop()
 
