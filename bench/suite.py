@@ -23,14 +23,14 @@ from bench.procs import Reaper
 from bench.scenarios import QUICK, Bench, Plan
 from bench.scenarios.connect import cold_connect
 from bench.scenarios.health import health
-from bench.scenarios.latency import calls, ping
+from bench.scenarios.latency import calls, ping, rpcs
 from bench.scenarios.memory import memory
 from bench.scenarios.messages import messages
 from bench.scenarios.tls import tls
 from bench.table import Results, render
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[None]]] = {
-    "ping": ping, "calls": calls, "messages": messages, "connect": cold_connect,
+    "ping": ping, "calls": calls, "rpc": rpcs, "messages": messages, "connect": cold_connect,
     "health": health, "memory": memory, "tls": tls,
 }
 #: Healthy peer nodes (RSS needs 200), hosted 50 to a process.

@@ -46,6 +46,15 @@ if ! command -v openssl >/dev/null 2>&1; then
     exit 1
   fi
 fi
+if ! command -v elixir >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Elixir (GenServer interop tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq elixir >/dev/null
+  else
+    echo "error: the Elixir interop tests need Debian's elixir (install it as root)" >&2
+    exit 1
+  fi
+fi
 if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true
 fi

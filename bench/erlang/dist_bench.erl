@@ -9,8 +9,8 @@
 %% answered with From ! {result, Value}. Times are in nanoseconds.
 -module(dist_bench).
 -behaviour(gen_server).
--export([start/0, info/0, ping_times/2, connect_times/2, blast/2, calls/4,
-         connect_all/1, memory/0]).
+-export([start/0, info/0, ping_times/2, connect_times/2, blast/2, calls/4, rpcs/3,
+         echo/1, connect_all/1, memory/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TIMEOUT, 120000).
@@ -88,6 +88,17 @@ calls(Server, Callers, PerCaller, Request) ->
 caller(Server, N, Request) ->
     [timed(fun() -> Request = gen_server:call(Server, Request) end)
      || _ <- lists:seq(1, N)].
+
+%% N erpc:call round trips of dist_bench:echo(Request) on Node (a Python
+%% node exposes the same name). Returns {elapsed, per-call times}.
+rpcs(Node, N, Request) ->
+    Request = erpc:call(Node, dist_bench, echo, [Request]),
+    T0 = erlang:monotonic_time(nanosecond),
+    Times = [timed(fun() -> Request = erpc:call(Node, dist_bench, echo, [Request]) end)
+             || _ <- lists:seq(1, N)],
+    {erlang:monotonic_time(nanosecond) - T0, Times}.
+
+echo(X) -> X.
 
 %% Connect to every node in Nodes; the number that answered.
 connect_all(Nodes) ->

@@ -1,4 +1,4 @@
-"""Ping both ways and gen_server-style calls: latency and round trips per second."""
+"""Ping, gen_server calls and erpc calls, both ways: latency and round trips per second."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from bench import peers
 from bench.scenarios import Bench
 from bench.stats import percentile
 from bench.table import Target
-from erldist import Atom, Node
+from erldist import Atom, From, GenServer, Node
 
-GEN_CALL = Atom("$gen_call")
 REQUEST = (Atom("req"), b"hello")
 ERL_REQUEST = '{req, <<"hello">>}'
 NO_LISTENER = "n/a: no listener"
@@ -53,51 +52,117 @@ async def _py_pings(node: Node, peer: str, count: int) -> list[int]:
     return times
 
 
+class _Echo(GenServer):
+    """The Python twin of dist_bench's ``bench_echo``: every call answered with its request."""
+
+    def handle_call(self, request: Any, from_: From) -> Any:
+        return request
+
+
+async def _serve_echo(node: Node) -> None:
+    """``bench_echo`` and ``dist_bench:echo/1`` on the Python node, as on the erl nodes."""
+    if node.whereis("bench_echo") is None:
+        await node.start_server(_Echo(), name="bench_echo")
+        node.expose("dist_bench", "echo", lambda x: x)
+
+
 async def calls(b: Bench) -> None:
-    """Calls to a gen_server on Erlang node a, from 1 and from 32 concurrent callers."""
+    """gen_server calls both ways, from 1 and from 32 concurrent callers.
+
+    Erlang→Erlang (node b calling node a's ``bench_echo``) runs in the same
+    repetition; Python→Erlang uses ``Node.call``, Erlang→Python calls a
+    Python ``GenServer`` with ``gen_server:call``.
+    """
     c, res = b.cluster, b.results
-    server = f"{{bench_echo, '{c.a.name}'}}"
-    p50 = res.row("call p50, Python→Erlang, 1 caller", "µs", target=Target(1.05))
-    rate1 = res.row("calls/s, Python→Erlang, 1 caller", "1/s", lower_better=False)
-    rate32 = res.row("calls/s, Python→Erlang, 32 callers", "1/s", lower_better=False)
+    await _serve_echo(c.py)
+    to_erl = f"{{bench_echo, '{c.a.name}'}}"
+    to_py = f"{{bench_echo, '{c.py.name}'}}"
+    rows = {
+        (1, "py"): (res.row("call p50, Python→Erlang, 1 caller", "µs", target=Target(1.05)),
+                    res.row("calls/s, Python→Erlang, 1 caller", "1/s", lower_better=False)),
+        (32, "py"): (res.row("call p50, Python→Erlang, 32 callers", "µs"),
+                     res.row("calls/s, Python→Erlang, 32 callers", "1/s", lower_better=False)),
+        (1, "erl"): (res.row("call p50, Erlang→Python, 1 caller", "µs", peer_note=NO_LISTENER),
+                     res.row("calls/s, Erlang→Python, 1 caller", "1/s", lower_better=False,
+                             peer_note=NO_LISTENER)),
+        (32, "erl"): (res.row("call p50, Erlang→Python, 32 callers", "µs",
+                              peer_note=NO_LISTENER),
+                      res.row("calls/s, Erlang→Python, 32 callers", "1/s", lower_better=False,
+                              peer_note=NO_LISTENER)),
+    }
     for _ in range(b.plan.reps):
-        for callers, each, rate in ((1, b.plan.calls, rate1),
-                                    (32, b.plan.calls_each_of_32, rate32)):
+        for callers, each in ((1, b.plan.calls), (32, b.plan.calls_each_of_32)):
             total = callers * each
-            ns, erl = await c.b.call(f"dist_bench:calls({server}, {callers}, {each}, "
+            ns, erl = await c.b.call(f"dist_bench:calls({to_erl}, {callers}, {each}, "
                                      f"{ERL_REQUEST}).")
             seconds, ours = await asyncio.wait_for(
                 _py_calls(c.py, c.a.name, callers, each), 300)
+            back_ns, back = await c.b.call(f"dist_bench:calls({to_py}, {callers}, {each}, "
+                                           f"{ERL_REQUEST}).")
             peer = await peers.run("calls", c.a.name, c.epmd.port, callers, each)
-            rate.erlang.append(total / (ns / 1e9))
+            p50, rate = rows[(callers, "py")]
+            back50, back_rate = rows[(callers, "erl")]
+            for row in (p50, back50):
+                row.erlang.append(_us(erl, 0.5))
+            for row in (rate, back_rate):
+                row.erlang.append(total / (ns / 1e9))
+            p50.erldist.append(_us(ours, 0.5))
             rate.erldist.append(total / seconds)
+            back50.erldist.append(_us(back, 0.5))
+            back_rate.erldist.append(total / (back_ns / 1e9))
             rate.peer.append(total / peer["seconds"])
-            if callers == 1:
-                p50.erlang.append(_us(erl, 0.5))
-                p50.erldist.append(_us(ours, 0.5))
-                p50.peer.append(_us(peer["times"], 0.5))
+            p50.peer.append(_us(peer["times"], 0.5))
 
 
 async def _py_calls(node: Node, server_node: str, callers: int,
                     count: int) -> tuple[float, list[int]]:
-    """What ``gen_server:call`` does, written with the public API: a mailbox per caller."""
+    """``callers`` concurrent tasks, each making ``count`` calls with ``Node.call``."""
     server = ("bench_echo", server_node)
     timings: list[list[int]] = [[] for _ in range(callers)]
 
     async def caller(times: list[int]) -> None:
-        box = node.process()
-        try:
-            for _ in range(count):
-                t0 = time.perf_counter_ns()
-                ref = node.make_ref()
-                await node.send(server, (GEN_CALL, (box.pid, ref), REQUEST))
-                reply: Any = await box.receive()
-                while reply[0] != ref:
-                    reply = await box.receive()
-                times.append(time.perf_counter_ns() - t0)
-        finally:
-            box.exit()
+        for _ in range(count):
+            t0 = time.perf_counter_ns()
+            reply = await node.call(server, REQUEST, timeout=60)
+            times.append(time.perf_counter_ns() - t0)
+            assert reply == REQUEST
 
     t0 = time.perf_counter()
     await asyncio.gather(*(caller(t) for t in timings))
     return time.perf_counter() - t0, timings[0]
+
+
+async def rpcs(b: Bench) -> None:
+    """``erpc:call`` round trips of ``dist_bench:echo/1``, one caller, both ways."""
+    c, res, n = b.cluster, b.results, b.plan.calls
+    await _serve_echo(c.py)
+    no_rpc = "n/a: no rpc"
+    p50 = res.row("rpc p50, Python→Erlang", "µs", peer_note=no_rpc)
+    rate = res.row("rpcs/s, Python→Erlang", "1/s", lower_better=False, peer_note=no_rpc)
+    back50 = res.row("rpc p50, Erlang→Python", "µs", peer_note=NO_LISTENER)
+    back_rate = res.row("rpcs/s, Erlang→Python", "1/s", lower_better=False,
+                        peer_note=NO_LISTENER)
+    for _ in range(b.plan.reps):
+        ns, erl = await c.b.call(f"dist_bench:rpcs('{c.a.name}', {n}, {ERL_REQUEST}).")
+        seconds, ours = await asyncio.wait_for(_py_rpcs(c.py, c.a.name, n), 300)
+        back_ns, back = await c.b.call(f"dist_bench:rpcs('{c.py.name}', {n}, {ERL_REQUEST}).")
+        for row in (p50, back50):
+            row.erlang.append(_us(erl, 0.5))
+        for row in (rate, back_rate):
+            row.erlang.append(n / (ns / 1e9))
+        p50.erldist.append(_us(ours, 0.5))
+        rate.erldist.append(n / seconds)
+        back50.erldist.append(_us(back, 0.5))
+        back_rate.erldist.append(n / (back_ns / 1e9))
+
+
+async def _py_rpcs(node: Node, erl_node: str, count: int) -> tuple[float, list[int]]:
+    assert await node.rpc(erl_node, "dist_bench", "echo", [REQUEST]) == REQUEST
+    times = []
+    t0 = time.perf_counter()
+    for _ in range(count):
+        t1 = time.perf_counter_ns()
+        reply = await node.rpc(erl_node, "dist_bench", "echo", [REQUEST], timeout=60)
+        times.append(time.perf_counter_ns() - t1)
+        assert reply == REQUEST
+    return time.perf_counter() - t0, times

@@ -43,6 +43,16 @@ from erldist.errors import (
     ProcessExited,
     ProtocolError,
     RemoteProtocolError,
+    RpcError,
+    RpcExit,
+    RpcKilled,
+    RpcNodeDown,
+    RpcRaised,
+    RpcRefused,
+    RpcThrow,
+    RpcTimeout,
+    RpcUndefined,
+    ServerStartFailed,
     StartAtomBudgetExceeded,
     StartError,
     StartFailed,
@@ -59,6 +69,7 @@ from erldist.errors import (
 from erldist.events import ClusterEvent, NodeDown, NodeUp
 from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
+from erldist.runtime.gen_server import NOREPLY, From, GenServer
 from erldist.runtime.node import Node
 from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
 from erldist.runtime.tls import TlsSettings
@@ -79,6 +90,7 @@ from erldist.term.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "NOREPLY",
     "AlreadyStarted",
     "Atom",
     "BitBinary",
@@ -107,9 +119,11 @@ __all__ = [
     "ErldistError",
     "Exit",
     "Export",
+    "From",
     "FrozenList",
     "FrozenMap",
     "Fun",
+    "GenServer",
     "ImproperList",
     "InsufficientData",
     "InvalidBinary",
@@ -136,6 +150,16 @@ __all__ = [
     "ProtocolError",
     "Reference",
     "RemoteProtocolError",
+    "RpcError",
+    "RpcExit",
+    "RpcKilled",
+    "RpcNodeDown",
+    "RpcRaised",
+    "RpcRefused",
+    "RpcThrow",
+    "RpcTimeout",
+    "RpcUndefined",
+    "ServerStartFailed",
     "StartAtomBudgetExceeded",
     "StartError",
     "StartFailed",

@@ -32,8 +32,10 @@ from erldist.events import ClusterEvent, NodeTypes, NodeUp
 from erldist.health import ClusterHealth
 from erldist.monitor import ClusterMonitor, Subject
 from erldist.names import BudgetSite
+from erldist.runtime.gen_server import GenServer
 from erldist.runtime.node import Node, check_peer, check_start
 from erldist.runtime.process import Destination
+from erldist.runtime.rpc import Exposed
 from erldist.runtime.tls import TlsSettings
 from erldist.term.types import Pid, Term
 
@@ -41,9 +43,11 @@ __all__ = [
     "ClusterHealth",
     "SyncProcess",
     "call",
+    "cast",
     "connect",
     "connect_error_to_string",
     "connected_count",
+    "expose",
     "has_peers",
     "health",
     "is_distributed",
@@ -52,13 +56,16 @@ __all__ = [
     "ping",
     "process",
     "register",
+    "rpc",
     "self_node",
     "send",
     "start_error_to_string",
     "start_monitor",
     "start_node",
+    "start_server",
     "stop_node",
     "subscribe",
+    "unexpose",
     "unregister",
     "unsubscribe",
     "whereis",
@@ -370,6 +377,51 @@ def call(dest: Destination, request: Term, timeout: float = 5.0) -> Any:
     """``gen_server:call`` (see ``Node.call``): ``CallTimeout``, ``CallTargetDown``."""
     local = _required_node()
     return _run(local.call(dest, request, timeout=timeout), timeout + _GRACE)
+
+
+def cast(dest: Destination, request: Term) -> None:
+    """``gen_server:cast`` (see ``Node.cast``)."""
+    local = _required_node()
+    _run(local.cast(dest, request), local.config.connect_timeout + _GRACE)
+
+
+def start_server(
+    server: GenServer,
+    *args: Any,
+    name: str | None = None,
+    link: Pid | None = None,
+    timeout: float | None = None,
+) -> Pid:
+    """Start a ``GenServer`` on the default node (see ``Node.start_server``).
+
+    Its handlers run on the node's loop thread, so they must not block for long.
+    """
+    local = _required_node()
+    budget_s = local.config.default_init_timeout if timeout is None else timeout
+    pid: Pid = _run(local.start_server(server, *args, name=name, link=link, timeout=budget_s),
+                    budget_s + _GRACE)
+    return pid
+
+
+def expose(module: str, function: str, fn: Exposed) -> None:
+    """Make ``fn`` callable from Erlang as ``module:function`` (see ``Node.expose``).
+
+    A plain ``fn`` runs on the node's loop thread and must be quick; make it
+    ``async`` (or hand the work to a thread) when it is not.
+    """
+    _with_node(lambda n: n.expose(module, function, fn))
+
+
+def unexpose(module: str, function: str) -> bool:
+    """Make ``module:function`` undefined again; False if it was not exposed."""
+    return _with_node(lambda n: n.unexpose(module, function))
+
+
+def rpc(node: str, module: str, function: str, args: list[Term], timeout: float = 5.0) -> Any:
+    """``erpc:call`` from Python (see ``Node.rpc``): the value, or an ``RpcError``."""
+    local = _required_node()
+    return _run(local.rpc(node, module, function, args, timeout=timeout),
+                max(timeout, 0.0) + local.config.connect_timeout + _GRACE)
 
 
 def register(name: str, pid: Pid) -> None:

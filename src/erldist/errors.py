@@ -51,6 +51,16 @@ __all__ = [
     "ProcessExited",
     "ProtocolError",
     "RemoteProtocolError",
+    "RpcError",
+    "RpcExit",
+    "RpcKilled",
+    "RpcNodeDown",
+    "RpcRaised",
+    "RpcRefused",
+    "RpcThrow",
+    "RpcTimeout",
+    "RpcUndefined",
+    "ServerStartFailed",
     "StartAtomBudgetExceeded",
     "StartError",
     "StartFailed",
@@ -525,6 +535,96 @@ class ConfigSettingFixed(ConfigError):
 def config_error_to_string(err: ConfigError) -> str:
     """The wording for a refused configuration change."""
     return err.to_string()
+
+
+class ServerStartFailed(ProcessError):
+    """A Python server's ``init`` raised (``gen_server:start``'s ``{error, Reason}``).
+
+    ``reason`` is the exit reason the server ended with.
+    """
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(f"server init failed: {reason!r}")
+        self.reason = reason
+
+
+# --- rpc -----------------------------------------------------------------------------
+
+
+class RpcError(ErldistError):
+    """An ``rpc`` from Python that did not return a value."""
+
+
+class RpcTimeout(RpcError, TimeoutError):
+    """No result within the timeout (``{erpc, timeout}``); the remote work was abandoned."""
+
+    def __init__(self, node: str, mfa: str, timeout: float) -> None:
+        super().__init__(f"rpc {mfa} on {node} got no result within {timeout:g} s")
+        self.node = node
+        self.timeout = timeout
+
+
+class RpcNodeDown(RpcError):
+    """The node could not be reached or went away (``{erpc, noconnection}``)."""
+
+    def __init__(self, node: str, mfa: str) -> None:
+        super().__init__(f"rpc {mfa}: node {node} is down or unreachable")
+        self.node = node
+
+
+class RpcRefused(RpcError):
+    """The node refused the request (``{erpc, Reason}``: ``notsup``, ``badarg``,
+    ``system_limit``); ``reason`` is that term."""
+
+    def __init__(self, node: str, mfa: str, reason: object) -> None:
+        super().__init__(f"rpc {mfa} refused by {node}: {reason!r}")
+        self.node = node
+        self.reason = reason
+
+
+class RpcThrow(RpcError):
+    """The function threw ``value`` (``throw(Value)``).
+
+    Raised in an exposed Python function, it answers the Erlang caller with that throw.
+    """
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"rpc threw {value!r}")
+        self.value = value
+
+
+class RpcExit(RpcError):
+    """The function called ``exit(reason)`` (erpc's ``{exception, Reason}`` exit).
+
+    Raised in an exposed Python function, it answers the Erlang caller with that exit.
+    """
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(f"rpc exited: {reason!r}")
+        self.reason = reason
+
+
+class RpcRaised(RpcError):
+    """The function raised an error (erpc's ``{exception, Reason, Stack}``)."""
+
+    def __init__(self, reason: object, stack: object) -> None:
+        super().__init__(f"rpc raised an error: {reason!r}")
+        self.reason = reason
+        self.stack = stack
+
+
+class RpcUndefined(RpcRaised):
+    """The function does not exist there (``undef``), or, on a Python node, is not
+    exposed under that name and arity."""
+
+
+class RpcKilled(RpcError):
+    """The process running the function was ended by an exit signal
+    (erpc's ``{signal, Reason}``)."""
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(f"rpc process ended by a signal: {reason!r}")
+        self.reason = reason
 
 
 def start_error_to_string(err: StartError) -> str:

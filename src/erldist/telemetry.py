@@ -175,14 +175,26 @@ class DecodeFailed:
 
 @dataclass(frozen=True, slots=True)
 class CallTimedOut:
-    """A call got no reply within ``timeout`` seconds (after clamping negatives to 0)."""
+    """A call got no reply within ``timeout`` seconds (after clamping negatives to 0).
+
+    ``target`` names what was called (the destination's ``repr``, or
+    ``node m:f/arity`` for an rpc); empty when the emitter does not know it.
+    """
 
     timeout: float
+    target: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class CallTargetDown:
-    """A call's target process went down (or its node disconnected) before replying."""
+    """A call's target process went down (or its node disconnected) before replying.
+
+    ``target`` as in ``CallTimedOut``; ``reason`` is the exit reason's ``repr``
+    (``noproc``, ``noconnection``, or what the target exited with).
+    """
+
+    target: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

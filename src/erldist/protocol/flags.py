@@ -90,10 +90,10 @@ MANDATORY_26: Final[int] = int(MANDATORY_25 | DFlag.UNLINK_ID | DFlag.V4_NC)
 #: fragments; the price is header mode (``131,68,0``) in both directions.
 #: MANDATORY_26 is inside, so OTP 26+ accepts us, and so is the digest bit
 #: next to the individual bits, which OTP 23/24 need. PUBLISHED is added by
-#: the runtime for visible nodes. SPAWN is left out: we run no Erlang code, and
-#: without it OTP's ``rpc:call`` to us answers ``{badrpc, notsup}`` at once
-#: instead of sending spawn requests we could only refuse.
-OUR_FLAGS: Final[int] = int((0xD075F5FBC | DFlag.FRAGMENTS) & ~DFlag.SPAWN)
+#: the runtime for visible nodes. SPAWN is in: ``rpc``/``erpc`` calls arrive as
+#: spawn requests of ``erpc``'s own functions, which ``runtime/rpc.py`` answers
+#: for the Python functions a user exposed (any other spawn gets ``notsup``).
+OUR_FLAGS: Final[int] = int(0xD075F5FBC | DFlag.FRAGMENTS)
 
 #: What a peer must offer (after digest expansion). Only the OTP 25 set: an
 #: OTP 25 peer does not have to speak UNLINK_ID or V4_NC, and we can talk to it.

@@ -1,12 +1,14 @@
 """``gen``'s call protocol: calls from Python, and replies to Erlang's calls.
 
-A call sends ``{'$gen_call', {From, Tag}, Request}`` and waits for
-``{Tag, Reply}``, with a monitor on the target so a target that is gone, or
-whose node is, ends the call at once instead of at its timeout (as
-``gen:call`` does). Calls from this node share one service process that
-sorts replies by their reference; when a call returns, its monitor and its
-entry are gone, and a reply that comes later is dropped there, so nothing is
-left in any mailbox.
+A call sends ``{'$gen_call', {From, [alias | Mref]}, Request}`` and waits for
+``{[alias | Mref], Reply}``, as ``gen:call`` does since OTP 24: ``Mref`` is
+both the monitor on the target (so a target that is gone, or whose node is,
+ends the call at once instead of at its timeout) and an alias of the
+caller, so the server may answer to the alias or to the pid. Calls from this
+node share one service process that sorts replies by their reference. When
+a call returns, its monitor, its alias and its entry are gone: a reply that
+comes later to the alias is dropped by the router, one that comes to the pid
+is dropped here, so nothing is left in any mailbox.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from erldist import telemetry
 from erldist.errors import CallTargetDown, CallTimeout, ConnectError
 from erldist.runtime.process import NOCONNECTION, Destination, Down
 from erldist.runtime.router import Router
@@ -41,7 +44,7 @@ def reply(router: Router, sender: Pid, from_: Any, value: Term) -> None:
 
 
 class CallClient:
-    """Makes ``gen_server`` calls on behalf of Python code."""
+    """Makes ``gen_server`` calls and casts on behalf of Python code."""
 
     def __init__(self, router: Router) -> None:
         self._router = router
@@ -58,31 +61,50 @@ class CallClient:
 
         Raises ``CallTimeout`` or ``CallTargetDown`` (``noproc`` at once for a
         target that does not exist, ``noconnection`` when its node is unreachable
-        or goes away).
+        or goes away, else the reason the target exited with).
         """
         router = self._router
-        me = self.process.pid
-        ref = router.make_ref()
+        proc = self.process
+        me = proc.pid
+        mref = router.alias(proc)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[ref] = fut
+        self._pending[mref] = fut
         try:
-            async with asyncio.timeout(timeout):
-                await router.monitor(self.process, dest, ref)
-                if not fut.done():
-                    try:
-                        await router.send(me, dest, (GEN_CALL, (me, ref), request))
-                    except ConnectError:
-                        raise CallTargetDown(dest, NOCONNECTION) from None
+            async with asyncio.timeout(max(timeout, 0.0)):
+                # The request leaves first and the monitor right after it, in the
+                # same loop turn: the request goes out in the turn's first write
+                # instead of waiting behind the monitor. Nothing is lost: a
+                # target that is gone, or goes before the monitor arrives, gives
+                # noproc at once, and the monitor exists before a reply is awaited.
+                try:
+                    await router.send(me, dest, (GEN_CALL, (me, ImproperList((_ALIAS,), mref)),
+                                                 request))
+                except ConnectError:
+                    raise CallTargetDown(dest, NOCONNECTION) from None
+                await router.monitor(proc, dest, mref)
                 return await fut
         except TimeoutError:
+            telemetry.emit(telemetry.CallTimedOut(max(timeout, 0.0), repr(dest)))
             raise CallTimeout(dest, timeout) from None
+        except CallTargetDown as exc:
+            telemetry.emit(telemetry.CallTargetDown(repr(dest), repr(exc.reason)))
+            raise
         finally:
-            self._pending.pop(ref, None)
-            router.demonitor(self.process, ref)
+            self._pending.pop(mref, None)
+            router.unalias(proc, mref)
+            router.demonitor(proc, mref)
+
+    async def cast(self, dest: Destination, request: Term) -> None:
+        """``gen_server:cast(Dest, Request)``: ``{'$gen_cast', Request}``, no answer.
+
+        Like OTP's, it never fails for a target that does not exist; it raises
+        only ``ConnectError`` when the target's node cannot be reached.
+        """
+        await self._router.send(self.process.pid, dest, (GEN_CAST, request))
 
     def _receive(self, message: Any, _peer: str | None) -> None:
         match message:
-            case (Reference() as ref, value):
+            case (ImproperList(items=[Atom("alias")], tail=Reference() as ref), value):
                 fut = self._pending.pop(ref, None)
                 if fut is not None and not fut.done():
                     fut.set_result(value)

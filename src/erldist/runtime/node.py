@@ -59,11 +59,14 @@ from erldist.protocol.signals import Signal
 from erldist.runtime.connection import Connection
 from erldist.runtime.epmd_policy import NodeRegistration, register_node
 from erldist.runtime.gen import CallClient
+from erldist.runtime.gen_server import GenServer, start_server
 from erldist.runtime.global_compat import GlobalCompat
 from erldist.runtime.mailbox import Overflow
 from erldist.runtime.peers import Identity, Peers
 from erldist.runtime.process import Destination, Process
 from erldist.runtime.router import Router
+from erldist.runtime.rpc import MAX_RPC_WORKERS, Exposed, RpcClient, RpcServer
+from erldist.runtime.services.io_server import IoServer
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
 from erldist.runtime.services.rex import Rex
@@ -103,6 +106,9 @@ class Node:
         self._peers: Peers | None = None
         self._router: Router | None = None
         self._calls: CallClient | None = None
+        self._rpc_server: RpcServer | None = None
+        self._rpc: RpcClient | None = None
+        self._rex: Rex | None = None
         self._mesh: Mesh | None = None
         self.global_compat: GlobalCompat | None = None
         self._connect_all = True
@@ -201,8 +207,10 @@ class Node:
         router = self._router = Router(self.name, self.creation, self,
                                        settings=lambda: self.config)
         NetKernel(router)
-        Rex(router)
+        self._rpc_server = RpcServer(router)
+        self._rex = Rex(router, self._rpc_server.apply, MAX_RPC_WORKERS)
         self._calls = CallClient(router)
+        self._rpc = RpcClient(router, IoServer(router).process.pid)
         if self._connect_all:
             self._mesh = Mesh(router, local=self._name, connected=peers.has_connection,
                               visible_peers=lambda: peers.names(visible=True),
@@ -498,6 +506,64 @@ class Node:
             raise ConnectIgnored()
         return await self._calls.call(dest, request, timeout)
 
+    async def cast(self, dest: Destination, request: Term) -> None:
+        """``gen_server:cast(Dest, Request)``: never fails for a missing target, as
+        in OTP; ``ConnectError`` only when the target's node cannot be reached."""
+        if self._calls is None or not self._running:
+            raise ConnectIgnored()
+        await self._calls.cast(dest, request)
+
+    async def start_server(
+        self,
+        server: GenServer,
+        *args: Any,
+        name: str | None = None,
+        link: Pid | None = None,
+        timeout: float | None = None,
+    ) -> Pid:
+        """Start a ``GenServer`` as a process of this node; its pid once ``init`` is done.
+
+        ``name`` registers it (``NameTaken`` if held); ``link`` links it to a
+        pid first, e.g. an Erlang supervisor's. Raises ``ServerStartFailed``
+        when ``init`` raises, ``TimeoutError`` after ``timeout`` (default
+        ``config.default_init_timeout``).
+        """
+        budget_s = self.config.default_init_timeout if timeout is None else timeout
+        return await start_server(self.router, server, args, name=name, link=link,
+                                  timeout=budget_s)
+
+    def expose(self, module: str, function: str, fn: Exposed) -> None:
+        """Make ``fn`` callable from Erlang as ``module:function`` by ``rpc:call``,
+        ``erpc:call``, ``rpc:multicall`` and ``rpc:cast``; nothing else is callable.
+
+        ``fn`` gets the Erlang arguments, may be plain (it then runs on the
+        node's loop, so it must be quick) or ``async``; its return value is the
+        result (``None`` answers ``ok``). Raising ``RpcThrow``/``RpcExit``
+        answers with a throw/exit; any other exception with an Erlang error
+        ``{python, 'Type', <<"message">>}``.
+        """
+        if self._rpc_server is None:
+            raise ConnectIgnored()
+        self._rpc_server.expose(module, function, fn)
+
+    def unexpose(self, module: str, function: str) -> bool:
+        """Make ``module:function`` undefined again; False if it was not exposed."""
+        return self._rpc_server is not None and self._rpc_server.unexpose(module, function)
+
+    async def rpc(
+        self, node: str, module: str, function: str, args: list[Term], *,
+        timeout: float = 5.0,
+    ) -> Any:
+        """``erpc:call(Node, Module, Function, Args, Timeout)`` from Python.
+
+        Returns the value. Raises ``RpcTimeout``, ``RpcNodeDown``,
+        ``RpcRefused`` (``notsup``...), ``RpcThrow``, ``RpcExit``,
+        ``RpcUndefined``, ``RpcRaised`` or ``RpcKilled`` (all ``RpcError``).
+        """
+        if self._rpc is None or not self._running:
+            raise ConnectIgnored()
+        return await self._rpc.rpc(node, module, function, args, timeout)
+
     def _system_pid(self) -> Pid:
         assert self._calls is not None
         return self._calls.process.pid
@@ -523,6 +589,8 @@ class Node:
             self.global_compat.close()
         if self._mesh is not None:
             self._mesh.close()
+        if self._rex is not None:
+            self._rex.close()
         if self._router is not None:
             self._router.close()
         if self._registration is not None:

@@ -34,6 +34,7 @@ from erldist.errors import (
     NotRegistered,
     ProcessExited,
 )
+from erldist.protocol.control import SPAWN_REPLY_MONITOR
 from erldist.protocol.signals import (
     DemonitorSignal,
     DownSignal,
@@ -75,6 +76,8 @@ Service: TypeAlias = Callable[[Any, str | None], None]
 SpawnHandler: TypeAlias = Callable[[SpawnRequestSignal, str], None]
 
 _SHUTDOWN = Atom("shutdown")
+_ABANDONED = Atom("abandoned")
+_SPAWN_REPLY = Atom("spawn_reply")
 
 
 class Origin(Protocol):
@@ -137,6 +140,11 @@ class Router:
         self._local: deque[Signal] = deque()
         self._draining = False
         self.spawn_handler: SpawnHandler | None = None
+        #: Our spawn requests still waiting for their reply: request id -> requester.
+        self._spawning: dict[Reference, tuple[Pid, str]] = {}
+        #: Processes that end once nobody monitors them (erpc workers: their
+        #: result travels only in the DOWN their caller gave up waiting for).
+        self._end_when_unwatched: set[Pid] = set()
         self._table: dict[type, Callable[[Any, Origin | None], None]] = {
             MessageSignal: self._on_message,
             LinkSignal: self._on_link,
@@ -307,6 +315,10 @@ class Router:
         node, target = self.resolve(to)
         self._emit(node, MessageSignal(sender, target, message))
 
+    def emit(self, node: str, signal: Signal) -> None:
+        """Hand ``signal`` to ``node`` now: in order if local, only over a live link."""
+        self._emit(node, signal)
+
     def _emit(self, node: str, signal: Signal) -> None:
         """Hand ``signal`` to its node: local ones in order, remote ones if connected."""
         if node == self.name:
@@ -430,6 +442,16 @@ class Router:
         proc = self.lookup(signal.target)
         if proc is not None:
             proc.state.watchers.pop(signal.ref, None)
+            self._maybe_unwatched(proc)
+
+    def end_when_unwatched(self, proc: Process) -> None:
+        """End ``proc`` (reason ``abandoned``) once its last watcher demonitors or
+        goes away: nothing would ever read what it has left to say."""
+        self._end_when_unwatched.add(proc.pid)
+
+    def _maybe_unwatched(self, proc: Process) -> None:
+        if proc.pid in self._end_when_unwatched and not proc.state.watchers:
+            self.terminate(proc, _ABANDONED)
 
     def _on_down(self, signal: DownSignal, origin: Origin | None) -> None:
         proc = self._procs.get(signal.to)
@@ -449,8 +471,65 @@ class Router:
         self._emit(str(signal.sender.node),
                    SpawnReplySignal(signal.req_id, signal.sender, 0, Atom("notsup")))
 
-    def _on_spawn_reply(self, signal: SpawnReplySignal, _origin: Origin | None) -> None:
-        log.debug("unexpected spawn reply %r dropped", signal)
+    def _on_spawn_reply(self, signal: SpawnReplySignal, origin: Origin | None) -> None:
+        """``{spawn_reply, ReqId, ok | error, Pid | Reason}`` to the requester, with the
+        monitor the reply says was set up; a reply nobody waits for any more has
+        its process ended (``abandoned``), as ``spawn_request_abandon`` does."""
+        pending = self._spawning.get(signal.req_id)
+        result = signal.result
+        peer = origin.peer_name if origin is not None else None
+        if pending is None or pending[1] != peer:
+            if isinstance(result, Pid) and str(result.node) == peer and self.is_local(signal.to):
+                self._emit(peer, ExitSignal(signal.to, result, _ABANDONED, linked=False))
+            return
+        del self._spawning[signal.req_id]
+        proc = self._procs.get(pending[0])
+        if proc is None:
+            if isinstance(result, Pid):
+                self._emit(peer, ExitSignal(signal.to, result, _ABANDONED, linked=False))
+            return
+        if not isinstance(result, Pid):
+            self._deliver(proc, (_SPAWN_REPLY, signal.req_id, Atom("error"), result), None)
+            return
+        if signal.flags & SPAWN_REPLY_MONITOR:
+            proc.state.monitors[signal.req_id] = _Monitor(result, str(result.node), result)
+        self._deliver(proc, (_SPAWN_REPLY, signal.req_id, Atom("ok"), result), None)
+
+    async def spawn_request(
+        self,
+        proc: Process,
+        node: str,
+        mfa: tuple[Atom, Atom],
+        args: list[Term],
+        *,
+        req_id: Reference,
+        group_leader: Pid,
+        monitor: bool,
+    ) -> None:
+        """``erlang:spawn_request(Node, M, F, Args, [monitor])`` under ``req_id``.
+
+        The reply arrives as ``{spawn_reply, ReqId, ok, Pid}`` (then, with
+        ``monitor``, a ``Down`` under ``ReqId``) or ``{spawn_reply, ReqId,
+        error, Reason}``; an unreachable node gives ``error, noconnection``.
+        ``req_id`` is a fresh reference of the caller's (``make_ref``).
+        """
+        self._alive(proc)
+        self._spawning[req_id] = (proc.pid, node)
+        link = await self._reach(node)
+        if req_id not in self._spawning:
+            return  # abandoned, or the node went down, while we dialed
+        if link is None:
+            del self._spawning[req_id]
+            self._deliver(proc, (_SPAWN_REPLY, req_id, Atom("error"), NOCONNECTION), None)
+            return
+        opts: list[Term] = [Atom("monitor")] if monitor else []
+        link.send_signal(SpawnRequestSignal(req_id, proc.pid, group_leader, mfa[0], mfa[1],
+                                            args, opts))
+
+    def spawn_abandon(self, req_id: Reference) -> bool:
+        """``spawn_request_abandon``: True when the reply had not come yet (the
+        process it names, if any, is then ended on arrival)."""
+        return self._spawning.pop(req_id, None) is not None
 
     # --- operations of local processes -----------------------------------------------------
 
@@ -571,6 +650,7 @@ class Router:
             self._names.pop(name, None)
         for ref in proc.state.aliases:
             self._aliases.pop(ref, None)
+        self._end_when_unwatched.discard(proc.pid)
         state = proc.state
         for pid in state.links:
             self._emit(str(pid.node), ExitSignal(proc.pid, pid, reason, linked=True))
@@ -600,8 +680,15 @@ class Router:
                                                      NOCONNECTION))
             for ref in [r for r, w in state.watchers.items() if w.pid.node == node]:
                 del state.watchers[ref]
+            self._maybe_unwatched(proc)
             for _ in range(state.node_monitors.pop(node, 0)):
                 self._deliver_signal(proc, NodeDownMessage(node))
+        for req_id, (pid, _node) in [i for i in self._spawning.items() if i[1][1] == node]:
+            del self._spawning[req_id]
+            requester = self._procs.get(pid)
+            if requester is not None:
+                self._deliver(requester, (_SPAWN_REPLY, req_id, Atom("error"), NOCONNECTION),
+                              None)
 
     def close(self) -> None:
         """The node stops: every process ends with ``shutdown``."""
