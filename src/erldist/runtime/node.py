@@ -372,13 +372,16 @@ class Node:
         """``net_adm:ping``: connect if needed, ask ``net_kernel``; True for pong.
 
         Never raises for a bad, unknown or unreachable node; an exhausted atom
-        budget also gives False.
+        budget also gives False. A connected peer's name was checked when it
+        connected: pinging it again parses nothing and charges nothing.
         """
+        budget_s = self.config.ping_timeout if timeout is None else timeout
+        if self._running and self.connection(node) is not None:
+            return await self._is_auth(node, budget_s)  # the call has its own deadline
         try:
             peer = check_peer(node, BudgetSite.PING)
         except (InvalidNodeFormat, ConnectAtomBudgetExceeded):
             return False
-        budget_s = self.config.ping_timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(budget_s):  # one deadline for connect and call
                 if str(peer) == self.name:
