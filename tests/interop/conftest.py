@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.otp import RELEASES, EpmdProcess
+from tests.support.otp import RELEASES, EpmdProcess, ErlNode
 
 
 @pytest.fixture(params=RELEASES, ids=[f"otp{r}" for r in RELEASES])
@@ -23,3 +23,12 @@ def epmd() -> Iterator[EpmdProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def erl_nodes() -> Iterator[list[ErlNode]]:
+    """A list a test appends the real nodes it starts to; every one is killed after it."""
+    started: list[ErlNode] = []
+    yield started
+    for node in started:
+        node.stop()

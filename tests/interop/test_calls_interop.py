@@ -9,7 +9,6 @@ dying mid-call, and each checks that no late reply is left anywhere.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from erldist.errors import CallTargetDown, CallTimeout
 from erldist.runtime.gen_server import NOREPLY, From, GenServer
 from tests.support.aio import wait_for
 from tests.support.erl_modules import CALLS_SRV, load_module
+from tests.support.nodes import erl
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
 pytestmark = pytest.mark.interop
@@ -51,14 +51,6 @@ class Counter(GenServer):
         self.casts.append(request)
 
 
-@pytest.fixture
-def erl_nodes() -> Iterator[list[ErlNode]]:
-    started: list[ErlNode] = []
-    yield started
-    for node in started:
-        node.stop()
-
-
 def start_erl(started: list[ErlNode], release: str, epmd: EpmdProcess) -> ErlNode:
     node = ErlNode(release, name=f"{unique_name('e')}@127.0.0.1", cookie=COOKIE,
                    epmd_port=epmd.port)
@@ -69,10 +61,6 @@ def start_erl(started: list[ErlNode], release: str, epmd: EpmdProcess) -> ErlNod
 async def start_py(epmd: EpmdProcess) -> Node:
     return await Node.start(f"{unique_name('py')}@127.0.0.1", COOKIE, epmd_port=epmd.port,
                             embedded_epmd=False)
-
-
-async def erl(node: ErlNode, expr: str, timeout: float = 60) -> str:
-    return await asyncio.to_thread(node.eval, expr, timeout)
 
 
 def leftovers(py: Node) -> tuple[int, int, int, int]:

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,20 +21,12 @@ from erldist.events import NodeDown, NodeUp
 from erldist.runtime.node import Node
 from erldist.term.types import Atom, FrozenList, FrozenMap, Pid
 from tests.support.aio import EventLog, run, wait_for
+from tests.support.nodes import erl
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
 pytestmark = pytest.mark.interop
 
 COOKIE = "interopcookie"
-
-
-@pytest.fixture
-def erl_nodes(release: str, epmd: EpmdProcess) -> Iterator[list[ErlNode]]:
-    """A list the test appends real nodes to; every one is killed afterwards."""
-    started: list[ErlNode] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def start_erl(
@@ -47,10 +38,6 @@ def start_erl(
                    epmd_port=epmd.port, extra_args=extra)
     started.append(node)
     return node
-
-
-async def erl(node: ErlNode, expr: str) -> str:
-    return await asyncio.to_thread(node.eval, expr)
 
 
 async def start_py(epmd: EpmdProcess, host: str = "127.0.0.1", **kwargs: object) -> Node:

@@ -13,7 +13,6 @@ import base64
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from erldist.config import Config
 from erldist.errors import CallTargetDown, CallTimeout
 from tests.support import pypeer
 from tests.support.aio import wait_for
+from tests.support.nodes import erl, erl_until
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
 pytestmark = pytest.mark.interop
@@ -30,14 +30,6 @@ pytestmark = pytest.mark.interop
 COOKIE = "processcookie"
 NOCONNECTION = Atom("noconnection")
 ping = Atom("ping")
-
-
-@pytest.fixture
-def erl_nodes(release: str, epmd: EpmdProcess) -> Iterator[list[ErlNode]]:
-    started: list[ErlNode] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def start_erl(started: list[ErlNode], release: str, epmd: EpmdProcess) -> ErlNode:
@@ -53,10 +45,6 @@ async def start_py(epmd: EpmdProcess) -> Node:
                             embedded_epmd=False)
 
 
-async def erl(node: ErlNode, expr: str) -> str:
-    return await asyncio.to_thread(node.eval, expr)
-
-
 async def teach(py: Node, e: ErlNode, var: str, pid: Pid) -> None:
     """Bind the Erlang variable ``var`` to ``pid`` in the tester's shell.
 
@@ -67,16 +55,6 @@ async def teach(py: Node, e: ErlNode, var: str, pid: Pid) -> None:
     got = await erl(e, f"{var} = receive {{pid, '{var}', P{var}}} -> P{var} after 10000 -> "
                        "timeout end, ok.")
     assert got == "ok"
-
-
-async def erl_until(e: ErlNode, expr: str, what: str) -> None:
-    """Poll the Erlang boolean ``expr`` until true: our signals are asynchronous, as
-    Erlang's are, so a test waits until Erlang has seen a link or monitor."""
-    deadline = asyncio.get_running_loop().time() + 20
-    while await erl(e, expr) != "true":
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def down_reason(e: ErlNode, ref_var: str, timeout_ms: int = 10000) -> str:

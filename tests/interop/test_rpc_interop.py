@@ -10,7 +10,6 @@ Erlang and maps every erpc outcome to a typed exception.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,12 @@ from erldist.errors import (
 )
 from tests.support.aio import wait_for
 from tests.support.erl_modules import CALC, load_module
+from tests.support.nodes import erl
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
 pytestmark = pytest.mark.interop
 
 COOKIE = "rpccookie"
-
-
-@pytest.fixture
-def erl_nodes() -> Iterator[list[ErlNode]]:
-    started: list[ErlNode] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 def start_erl(started: list[ErlNode], release: str, epmd: EpmdProcess) -> ErlNode:
@@ -76,10 +68,6 @@ async def start_py(epmd: EpmdProcess, seen: list[Any]) -> Node:
     node.expose("calc", "forever", forever)
     node.expose("calc", "note", lambda x: seen.append(("note", node.name, x)))
     return node
-
-
-async def erl(node: ErlNode, expr: str, timeout: float = 60) -> str:
-    return await asyncio.to_thread(node.eval, expr, timeout)
 
 
 async def test_rpc_and_erpc_over_a_mixed_cluster_reach_exposed_python_functions(

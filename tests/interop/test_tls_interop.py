@@ -25,6 +25,7 @@ from erldist import Atom, Node, NodeDown, NodeUp, cluster, telemetry
 from erldist.errors import ConnectFailed, TlsError, TlsFailure
 from erldist.runtime.tls import TlsSettings
 from tests.support.aio import EventLog, wait_for
+from tests.support.nodes import erl
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 from tests.support.tlscerts import Certs, Pair, make_certs
 
@@ -38,14 +39,6 @@ OTP = "25"
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return make_certs(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def erl_nodes() -> Iterator[list[ErlNode]]:
-    started: list[ErlNode] = []
-    yield started
-    for node in started:
-        node.stop()
 
 
 @pytest.fixture
@@ -106,10 +99,6 @@ def settings(certs: Certs, pair: str = "good", **options: Any) -> TlsSettings:
 async def start_py(epmd: EpmdProcess, tls: TlsSettings | None) -> Node:
     return await Node.start(f"{unique_name('py')}@localhost", COOKIE, epmd_port=epmd.port,
                             embedded_epmd=False, tls=tls)
-
-
-async def erl(node: ErlNode, expr: str) -> str:
-    return await asyncio.to_thread(node.eval, expr)
 
 
 async def no_connection_left(py: Node, e: ErlNode | None = None) -> None:
