@@ -495,3 +495,19 @@ async def test_down_from_the_wrong_node_does_not_end_a_call() -> None:
     with pytest.raises(CallTimeout):  # the fake DOWN did not end it
         await call
     assert calls.pending == 0 and not calls.process.state.monitors
+
+
+async def test_an_unmonitored_call_sends_no_monitor_and_ends_at_nodedown() -> None:
+    router, net = make()
+    calls = CallClient(router)
+    link: Link = net.links[PEER]
+    pending = asyncio.ensure_future(
+        calls.call(("net_kernel", PEER), Atom("is_auth"), 30, monitor=False))
+    await asyncio.sleep(0)
+    assert [type(s) for s in link.sent] == [signals.MessageSignal]  # no MONITOR_P
+    router.node_down(PEER)
+    calls.node_down(PEER)
+    with pytest.raises(CallTargetDown) as info:
+        await asyncio.wait_for(pending, 5)
+    assert info.value.reason == Atom("noconnection")
+    assert calls.pending == 0

@@ -49,6 +49,8 @@ class CallClient:
     def __init__(self, router: Router) -> None:
         self._router = router
         self._pending: dict[Reference, asyncio.Future[Any]] = {}
+        #: Calls made without a monitor, by the node they wait on.
+        self._unmonitored: dict[Reference, str] = {}
         self.process = router.add_service(None, self._receive)
 
     @property
@@ -56,12 +58,18 @@ class CallClient:
         """Calls waiting for their reply."""
         return len(self._pending)
 
-    async def call(self, dest: Destination, request: Term, timeout: float) -> Any:
+    async def call(
+        self, dest: Destination, request: Term, timeout: float, *, monitor: bool = True
+    ) -> Any:
         """``gen_server:call(Dest, Request, Timeout)``.
 
         Raises ``CallTimeout`` or ``CallTargetDown`` (``noproc`` at once for a
         target that does not exist, ``noconnection`` when its node is unreachable
         or goes away, else the reason the target exited with).
+
+        ``monitor=False`` is for targets that always exist while their node is up
+        (``net_kernel`` for a ping): two control messages fewer per call, and the
+        call still ends at once with ``noconnection`` when the node goes away.
         """
         router = self._router
         proc = self.process
@@ -81,7 +89,10 @@ class CallClient:
                                                  request))
                 except ConnectError:
                     raise CallTargetDown(dest, NOCONNECTION) from None
-                await router.monitor(proc, dest, mref)
+                if monitor:
+                    await router.monitor(proc, dest, mref)
+                else:
+                    self._unmonitored[mref] = router.resolve(dest)[0]
                 return await fut
         except TimeoutError:
             telemetry.emit(telemetry.CallTimedOut(max(timeout, 0.0), repr(dest)))
@@ -92,7 +103,17 @@ class CallClient:
         finally:
             self._pending.pop(mref, None)
             router.unalias(proc, mref)
-            router.demonitor(proc, mref)
+            if monitor:
+                router.demonitor(proc, mref)
+            else:
+                self._unmonitored.pop(mref, None)
+
+    def node_down(self, node: str) -> None:
+        """Unmonitored calls waiting on ``node`` end with ``noconnection``."""
+        for ref in [r for r, n in self._unmonitored.items() if n == node]:
+            fut = self._pending.pop(ref, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(CallTargetDown(node, NOCONNECTION))
 
     async def cast(self, dest: Destination, request: Term) -> None:
         """``gen_server:cast(Dest, Request)``: ``{'$gen_cast', Request}``, no answer.

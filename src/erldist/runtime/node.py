@@ -292,6 +292,8 @@ class Node:
         assert peer is not None
         if self._router is not None:
             self._router.node_down(peer)
+        if self._calls is not None:
+            self._calls.node_down(peer)
         self._publish(NodeDown(peer, reason, node_type=_node_type(conn)))
 
     def _on_signal(self, conn: Connection, signal: Signal) -> None:
@@ -394,7 +396,8 @@ class Node:
     async def _is_auth(self, peer: str, timeout: float) -> bool:
         assert self._calls is not None
         try:
-            reply = await self._calls.call(("net_kernel", peer), (_IS_AUTH, self.atom), timeout)
+            reply = await self._calls.call(("net_kernel", peer), (_IS_AUTH, self.atom), timeout,
+                                           monitor=False)
         except CallError:
             return False
         return bool(reply == _YES)
