@@ -27,6 +27,7 @@ __all__ = [
     "EncodeFailed",
     "EpmdError",
     "ErldistError",
+    "GlobalNameNotRegistered",
     "InsufficientData",
     "InvalidBinary",
     "InvalidCookieFormat",
@@ -375,6 +376,14 @@ class NoProcess(ProcessError):
     def __init__(self, target: object) -> None:
         super().__init__(f"no process {target!r}")
         self.target = target
+
+
+class GlobalNameNotRegistered(ProcessError):
+    """``global:send`` to a name no process holds (Erlang exits ``{badarg, {Name, Msg}}``)."""
+
+    def __init__(self, name: object) -> None:
+        super().__init__(f"no process is registered globally as {name!r}")
+        self.name = name
 
 
 # --- calls ---------------------------------------------------------------------------

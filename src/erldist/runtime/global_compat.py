@@ -1,4 +1,4 @@
-"""``global`` for a visible Python node: answer OTP's sync so the cluster keeps working.
+"""``global`` for a visible Python node: a full member, names included.
 
 OTP's ``global_name_server`` counts every visible peer as a cluster member. On
 nodeup it starts a sync handshake with the peer's ``global_name_server``, and
@@ -8,20 +8,24 @@ every known node, the one with the greatest name first. A peer that ignored
 ``global`` would leave ``global:sync()`` blocked forever and, once known, every
 registration waiting on it.
 
-``GlobalCompat`` makes the node a member with an empty name table that never
-starts a lock of its own, speaking protocol version 8 (OTP 25 to 28). With
-each visible Erlang peer:
+``GlobalCompat`` makes the node a member that holds the replicated name
+table (``services/global_names.py``) and takes locks for its own
+registrations (``services/global_registrar.py``), speaking protocol version 8
+(OTP 25 to 28). With each visible Erlang peer:
 
 1. Nodeup: each side casts ``{init_connect, {8, Tag}, Node, {locker, _, _,
    Locker}}``; each answers the other's with ``{init_connect_ack, Node,
    HisTag, MyTag}``.
 2. The peer's locker takes the ``global`` lock on both nodes (``set_lock``
    multi-calls, granted with OTP's rules) and casts ``{lock_set, Locker, true,
-   Known, OurTag}``. We answer with our own ``lock_set`` and an empty
-   ``{exchange, Node, [], [], ItsTag}``.
-3. Its ``exchange`` (its names) gets ``{resolved, Node, [], [], unused, [],
-   ItsTag}``.
-4. Its ``resolved`` ends the handshake: the peer now has us as known and
+   Known, OurTag}``. We answer with our own ``lock_set`` and ``{exchange, Node,
+   Names, [], ItsTag}`` with every name we hold.
+3. Its ``exchange`` (its names) is compared with ours: names we lack are
+   inserted, and a clash is settled by us when our name sorts first (its
+   method runs on our holder's node), else by the peer. We send ``{resolved,
+   Node, Decisions, [], unused, [], ItsTag}`` with what the peer must apply.
+4. Its ``resolved`` ends the handshake: both sides' decisions are applied,
+   the peer now has us as known and
    synced, and tells the nodes it knows about us (``new_nodes``). Those nodes
    count us as synced only when we cast ``{in_sync, Node, true}`` to them, so
    we do, for every node the peer knows and every node a later ``new_nodes``
@@ -36,8 +40,13 @@ resource has one requester id at a time, each holder is monitored, and a
 holder's lock goes when its node goes or when a ``{'DOWN', Ref, process,
 Pid, Reason}`` for its monitor reaches our pid.
 
-Left out on purpose: we keep no names and report no known nodes, so we never
-relay one Erlang node's state to another, and we ignore ``lost_connection``
+Every member monitors every registered pid, so a name goes everywhere when
+its process dies or its node goes down; a ``register`` call stands only while
+its caller holds the ``global`` lock here, and a relayed ``new_nodes``'
+decisions only while the lock they were made under is held, as in OTP.
+
+Left out on purpose: we report no known nodes, so we never relay one Erlang
+node's state to another (each Erlang node syncs with us directly), and we ignore ``lost_connection``
 (a Python node never cuts links to prevent overlapping partitions). A peer's
 ``remove_connection``, which asks us to drop our link to it, is obeyed: its
 ``global`` has already forgotten us and would otherwise wait for us forever.
@@ -53,12 +62,21 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from erldist.errors import ConnectError
+from erldist import telemetry
+from erldist.errors import CallError, ConnectError
 from erldist.events import ClusterEvent, NodeUp
 from erldist.runtime import gen
-from erldist.runtime.process import Down
+from erldist.runtime.process import KILL, Down
 from erldist.runtime.router import Router
-from erldist.term.types import Atom, ImproperList, Pid, Reference
+from erldist.runtime.services.global_names import (
+    GlobalName,
+    NameTable,
+    resolve_locally,
+    resolve_reply,
+)
+from erldist.runtime.services.global_registrar import GlobalRegistrar
+from erldist.runtime.termkey import term_key
+from erldist.term.types import Atom, Pid, Reference, Term
 
 if TYPE_CHECKING:
     from erldist.runtime.node import Node
@@ -80,6 +98,12 @@ _LOCK_SET = Atom("lock_set")
 _EXCHANGE = Atom("exchange")
 _RESOLVED = Atom("resolved")
 _IN_SYNC = Atom("in_sync")
+_INSERT = Atom("insert")
+_DELETE = Atom("delete")
+_GLOBAL = Atom("global")
+_GLOBAL_KEY = term_key(_GLOBAL)
+#: How long a clash's resolver may take on another node before the clash counts as badrpc.
+RESOLVE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -89,6 +113,10 @@ class _Session:
     my_tag: int
     adopted: bool = False
     his_tag: Any = None
+    #: What our resolver decided we apply (OTP's ``save_ops``), once it is done.
+    ops: list[Any] | None = None
+    #: The peer's ``resolved`` (its decisions for us, and the nodes it knows), if in.
+    his_resolved: tuple[list[Any], Any] | None = None
 
 
 @dataclass
@@ -112,8 +140,16 @@ class GlobalCompat:
         self._known: set[str] = set()
         self._locks: dict[Hashable, _Lock] = {}
         self._dials: set[asyncio.Task[None]] = set()
+        self._global_lock_down = False
         self._process = router.add_service(str(GLOBAL_NAME_SERVER), self._receive)
         self.pid = self._process.pid
+        self.names = NameTable(lambda pid: router.monitor_nowait(self._process, pid),
+                               lambda ref: router.demonitor(self._process, ref),
+                               self._name_removed)
+        self._resolving: set[asyncio.Task[None]] = set()
+        # Calls this node makes to other members (locks, registrations, resolvers).
+        self.calls = gen.CallClient(router)
+        self.registrar = GlobalRegistrar(self)
         # Peers put our locker in their lock ids and may send it refusals; nothing to do.
         self.locker = router.add_service(None, lambda _msg, _peer: None).pid
         node.add_listener(self._on_event)
@@ -124,12 +160,34 @@ class GlobalCompat:
         """Stop taking part: no more answers or dials (the node is going away)."""
         self._closed = True
         self._node.remove_listener(self._on_event)
-        for task in self._dials:
+        for task in (*self._dials, *self._resolving):
             task.cancel()
         self._dials.clear()
+        self._resolving.clear()
+        self.names.clear()
         self._sessions.clear()
         self._known.clear()
         self._locks.clear()
+
+    @property
+    def node_name(self) -> str:
+        return self._node.name
+
+    def local_call(self, caller: Pid, request: Any) -> Any:
+        """A call from a process of this node, answered without a message."""
+        return self._call(caller, request)
+
+    def can_set_lock(self, lock_id: Any) -> bool:
+        """OTP's ``can_set_lock``: the resource is free here or held for this requester."""
+        match lock_id:
+            case (resource, requester):
+                lock = self._locks.get(term_key(resource))
+                return lock is None or lock.requester == term_key(requester)
+        return False
+
+    def known(self) -> list[str]:
+        """The members we have synced with (OTP's ``get_known``), sorted."""
+        return sorted(self._known)
 
     # --- node events -----------------------------------------------------------------
 
@@ -218,23 +276,122 @@ class GlobalCompat:
             return
         # Its locker holds the global lock on both of us: agree, and send our (no) names.
         self._cast(peer, (_LOCK_SET, self.locker, True, [], session.his_tag))
-        self._cast(peer, (_EXCHANGE, self._node.atom, [], [], session.his_tag))
+        self._cast(peer, (_EXCHANGE, self._node.atom, self.names.listing(), [],
+                          session.his_tag))
 
-    def _exchange(self, peer: str, tag: Any) -> None:
+    def _exchange(self, peer: str, name_list: Any, tag: Any) -> None:
+        """OTP's resolver: compare the peer's names with ours.
+
+        ``ops`` are what we apply, ``res`` what the peer applies. A clash is
+        settled here only when our node name sorts first (else the peer does
+        it), by its method on the node of our holder, which may take a call:
+        only then does the rest wait for a task.
+        """
         session = self._session(peer, tag)
-        if session is not None:
-            me = self._node.atom
-            self._cast(peer, (_RESOLVED, me, [], [], Atom("unused"), [], session.his_tag))
-
-    def _resolved(self, peer: str, his_known: Any, tag: Any) -> None:
-        if self._session(peer, tag) is None:
+        if session is None or session.ops is not None:
             return
+        ops: list[Any] = []
+        clashes: list[tuple[Term, Pid, Term, GlobalName]] = []
+        for entry in name_list if isinstance(name_list, list) else []:
+            if not (isinstance(entry, tuple) and len(entry) == 3
+                    and isinstance(entry[1], Pid)):
+                continue
+            name, pid, method = entry
+            row = self.names.get(name)
+            if row is None:
+                ops.append((_INSERT, (name, pid, method)))
+            elif row.pid != pid and self._node.name < peer:
+                clashes.append((name, pid, method, row))
+        if not clashes:
+            self._resolved_ours(peer, session, ops, [])
+            return
+        task = self._node.loop.create_task(self._settle(peer, session, ops, clashes))
+        self._resolving.add(task)
+        task.add_done_callback(self._resolving.discard)
+
+    async def _settle(self, peer: str, session: _Session, ops: list[Any],
+                      clashes: list[tuple[Term, Pid, Term, GlobalName]]) -> None:
+        res: list[Any] = []
+        for name, pid, method, row in clashes:
+            verdict = await self._resolve_it(row.method, name, pid, row.pid)
+            if verdict in (pid, "badrpc"):
+                ops.append((_INSERT, (name, pid, method)))
+            elif verdict == row.pid:
+                res.append((_INSERT, (name, row.pid, row.method)))
+            else:
+                ops.append((_DELETE, name))
+                res.append((_DELETE, name))
+            kept = repr(verdict) if isinstance(verdict, Pid) else "none"
+            telemetry.emit(telemetry.GlobalNameConflict(repr(name), kept))
+        if self._sessions.get(peer) is session and not self._closed:
+            self._resolved_ours(peer, session, ops, res)
+
+    def _resolved_ours(self, peer: str, session: _Session, ops: list[Any], res: list[Any]
+                       ) -> None:
+        session.ops = ops
+        me = self._node.atom
+        self._cast(peer, (_RESOLVED, me, res, [], Atom("unused"), [], session.his_tag))
+        if session.his_resolved is not None:
+            self._complete(peer, session)
+
+    async def _resolve_it(self, method: Term, name: Term, pid1: Pid, pid2: Pid) -> Any:
+        """``global:resolve_it`` run on ``pid2``'s node: ours in Python, else via rex."""
+        if self._router.is_local(pid2):
+            verdict = resolve_locally(method, name, pid1, pid2)
+            if verdict is None:
+                log.info("global: cannot run resolver %r for %r in Python", method, name)
+                return "other"
+            for victim in verdict.kill:
+                await self._router.send_exit(self.pid, victim, KILL)
+            for to, message in verdict.notify:
+                await self._router.send(self.pid, to, message)
+            log.info("global: name conflict on %r resolved for %r", name, verdict.winner)
+            return verdict.winner
+        request = (Atom("call"), _GLOBAL, Atom("resolve_it"), [method, name, pid1, pid2],
+                   self.pid)
+        try:
+            reply = await self.calls.call(("rex", str(pid2.node)), request, RESOLVE_TIMEOUT)
+        except CallError as exc:
+            log.info("global: resolver for %r on %s failed: %s", name, pid2.node, exc)
+            return "badrpc"
+        return resolve_reply(reply)
+
+    def _resolved(self, peer: str, his_res: Any, his_known: Any, tag: Any) -> None:
+        session = self._session(peer, tag)
+        if session is None:
+            return
+        session.his_resolved = (his_res if isinstance(his_res, list) else [], his_known)
+        if session.ops is not None:
+            self._complete(peer, session)
+
+    def _complete(self, peer: str, session: _Session) -> None:
+        """Both halves are in: apply the decisions, and sync with the nodes it knows."""
+        assert session.ops is not None and session.his_resolved is not None
+        his_res, his_known = session.his_resolved
         del self._sessions[peer]
         self._known.add(peer)
+        self._do_ops([*session.ops, *his_res], None)
         others = [n for n in _node_names(his_known) if n != self._node.name]
         self._known.update(others)
         for other in others:
             self._sync_other(other)
+
+    def _do_ops(self, ops: Any, lock_id: Any) -> None:
+        """Apply ``insert``/``delete`` decisions (OTP's ``do_ops``).
+
+        ``lock_id`` is the lock a relayed ``new_nodes`` was made under; its
+        inserts stand only while that lock is still held here, as in OTP.
+        A sync's own decisions (``lock_id`` None) belong to the lock its
+        session holds.
+        """
+        for op in ops if isinstance(ops, list) else []:
+            match op:
+                case (Atom("insert"), (name, Pid() as pid, method)):
+                    self.names.insert(name, pid, method)
+                    if lock_id is not None and not self._lock_held_by(lock_id):
+                        self.names.delete(name)
+                case (Atom("delete"), name):
+                    self.names.delete(name)
 
     def _new_nodes(self, nodes: Any) -> None:
         added = [n for n in _node_names(nodes) if n != self._node.name and n not in self._known]
@@ -261,11 +418,11 @@ class GlobalCompat:
     # --- locks -----------------------------------------------------------------------
 
     def _set_lock(self, resource: Any, requester: Any, holder: Pid) -> bool:
-        key = _key(resource)
+        key = term_key(resource)
         lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[key] = _Lock(_key(requester))
-        elif lock.requester != _key(requester):
+            lock = self._locks[key] = _Lock(term_key(requester))
+        elif lock.requester != term_key(requester):
             return False
         if holder not in lock.holders:
             # OTP drops a lock when its holder dies; so must we.
@@ -273,15 +430,17 @@ class GlobalCompat:
         return True
 
     def _del_lock(self, resource: Any, requester: Any, holder: Pid) -> None:
-        key = _key(resource)
+        key = term_key(resource)
         lock = self._locks.get(key)
-        if lock is None or lock.requester != _key(requester):
+        if lock is None or lock.requester != term_key(requester):
             return
         ref = lock.holders.pop(holder, None)
         if ref is not None:
             self._router.demonitor(self._process, ref)
         if not lock.holders:
             del self._locks[key]
+            if key == _GLOBAL_KEY:
+                self._global_lock_down = False
 
     def _holder_down(self, ref: Reference) -> None:
         """A monitored holder died: its locks go, as with OTP's monitors."""
@@ -291,6 +450,41 @@ class GlobalCompat:
                     del lock.holders[holder]
             if not lock.holders:
                 del self._locks[key]
+                if key == _GLOBAL_KEY:
+                    self._global_lock_down = True
+
+    def _lock_held_by(self, who: Pid | Any) -> bool:
+        """OTP's ``lock_still_set``: the ``global`` lock is held by ``who`` (a holder pid,
+        or ``{global, LockRequesterId}`` from a relayed sync), or no lock went down."""
+        lock = self._locks.get(_GLOBAL_KEY)
+        if lock is None:
+            return not self._global_lock_down
+        if isinstance(who, Pid):
+            return who in lock.holders
+        match who:
+            case (Atom("global"), requester):
+                return lock.requester == term_key(requester)
+        return False
+
+    # --- names -----------------------------------------------------------------------
+
+    def _insert_name(self, name: Term, pid: Pid, method: Term, caller: Pid) -> None:
+        """A registrar's ``register`` call: it stands only while the caller holds the lock."""
+        self.names.insert(name, pid, method)
+        if not self._lock_held_by(caller):
+            self.names.delete(name)
+
+    def _name_removed(self, row: GlobalName) -> None:
+        log.debug("global name %r of %r removed", row.name, row.pid)
+
+    def where(self, name: Term) -> Pid | None:
+        """OTP's ``where/1``: the table's pid, None for a local pid that is gone."""
+        row = self.names.get(name)
+        if row is None:
+            return None
+        if self._router.is_local(row.pid) and self._router.lookup(row.pid) is None:
+            return None
+        return row.pid
 
     # --- messages --------------------------------------------------------------------
 
@@ -298,6 +492,8 @@ class GlobalCompat:
         if self._closed:
             return
         if isinstance(message, Down):
+            if self.names.down(message.ref) is None and isinstance(message.object, Pid):
+                self.names.down_pid(message.object)
             self._holder_down(message.ref)
             return
         if peer is None:
@@ -313,6 +509,8 @@ class GlobalCompat:
                 self._init_connect_ack(peer, my_tag, his_tag)
             case (Atom("cancel_connect"), _, tag):
                 self._cancel_connect(peer, tag)
+            case (Atom("whereis"), name, from_):
+                gen.reply(self._router, self.pid, from_, self.where(name) or Atom("undefined"))
             case (Atom("remove_connection"), _):
                 if peer in self._known or peer in self._sessions:
                     log.warning("global at %s asked us to disconnect from it", peer)
@@ -328,10 +526,19 @@ class GlobalCompat:
             case (Atom("del_lock"), (resource, requester)):
                 self._del_lock(resource, requester, caller)
                 return True
-            case (Atom("register"), _, _, _) | (Atom("register_ext"), _, _, _, _):
-                return Atom("yes")  # we keep no names: the Erlang nodes hold them all
-            case (Atom("unregister"), _):
+            case (Atom("register"), name, Pid() as pid, method):
+                self._insert_name(name, pid, method, caller)
+                return Atom("yes")
+            case (Atom("register_ext"), name, Pid() as pid, method, _):
+                self._insert_name(name, pid, method, caller)
+                return Atom("yes")
+            case (Atom("unregister"), name):
+                self.names.delete(name)
                 return Atom("ok")
+            case Atom("get_known"):
+                return [(Atom(n), PROTOCOL_VSN) for n in self.known()]
+            case Atom("get_protocol_version"):
+                return PROTOCOL_VSN
         log.info("global_name_server call from %r not handled: %r", caller, request)
         return None
 
@@ -341,12 +548,13 @@ class GlobalCompat:
                 self._init_connect(peer, vsn, his_tag)
             case (Atom("lock_set"), Pid() as locker, True, _, tag):
                 self._lock_set(peer, locker, tag)
-            case (Atom("exchange"), _, _, _, tag):
-                self._exchange(peer, tag)
-            case (Atom("resolved"), _, _, his_known, _, _, tag):
-                self._resolved(peer, his_known, tag)
-            case (Atom("new_nodes"), _, _, _, nodes, _):
+            case (Atom("exchange"), _, name_list, _, tag):
+                self._exchange(peer, name_list, tag)
+            case (Atom("resolved"), _, his_res, his_known, _, _, tag):
+                self._resolved(peer, his_res, his_known, tag)
+            case (Atom("new_nodes"), _, ops, _, nodes, extra):
                 self._new_nodes(nodes)
+                self._do_ops(ops, _extra_info(extra, Atom("lock")))
             case (Atom("in_sync"), _, _):
                 # It has us as synced and dropped its attempt; drop ours.
                 self._sessions.pop(peer, None)
@@ -374,16 +582,9 @@ def _node_names(entries: Any) -> list[str]:
     return list(names)
 
 
-def _key(term: Any) -> Hashable:
-    """A hashable stand-in for a term, equal exactly when the terms are (``=:=``).
-
-    Lock ids are arbitrary terms (lists, maps) and ``1``, ``1.0`` and ``true``
-    must stay different resources, so the type goes into the key.
-    """
-    if isinstance(term, list | tuple):
-        return (type(term), tuple(_key(t) for t in term))
-    if isinstance(term, dict):
-        return (dict, frozenset((_key(k), _key(v)) for k, v in term.items()))
-    if isinstance(term, ImproperList):
-        return (ImproperList, tuple(_key(t) for t in term.items), _key(term.tail))
-    return (type(term), term)
+def _extra_info(extra: Any, tag: Atom) -> Any:
+    """A value from ``new_nodes``' ExtraInfo list (``[{vsn, V}, {lock, L}]``), or None."""
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, tuple) and len(item) == 2 and item[0] == tag:
+            return item[1]
+    return None

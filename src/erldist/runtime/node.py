@@ -26,6 +26,7 @@ from erldist.errors import (
     ConnectFailed,
     ConnectIgnored,
     EpmdError,
+    GlobalNameNotRegistered,
     InvalidCookieFormat,
     InvalidNodeFormat,
     InvalidNodeName,
@@ -55,10 +56,11 @@ from erldist.runtime.mailbox import Overflow
 from erldist.runtime.peers import Identity, Peers
 from erldist.runtime.process import Process
 from erldist.runtime.router import Destination, Router
+from erldist.runtime.services.global_names import RESOLVERS
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
 from erldist.runtime.services.rex import Rex
-from erldist.term.types import Atom, Pid, Reference, Term
+from erldist.term.types import Atom, Export, Pid, Reference, Term
 
 __all__ = ["Node"]
 
@@ -463,6 +465,59 @@ class Node:
             raise ConnectIgnored()
         return await self._calls.call(dest, request, timeout)
 
+    # --- global names (OTP ``global``) ---------------------------------------------------
+
+    def _global(self) -> GlobalCompat:
+        if self.global_compat is None or not self._running:
+            raise ConnectIgnored()
+        return self.global_compat
+
+    async def register_name(self, name: Term, pid: Pid, *, resolve: str = "random_exit") -> bool:
+        """``global:register_name/3``: True if ``pid`` now holds ``name`` cluster-wide,
+        False if the name is taken or ``pid`` already has a global name.
+
+        ``name`` is any term: ``Atom("x")`` for an atom, a ``str`` for a UTF-8
+        binary (Elixir and Gleam names). ``resolve`` picks what happens when
+        two partitions meet holding the name: ``random_exit`` (OTP's default:
+        the pid on the node that sorts last is killed), ``random_notify`` or
+        ``notify_all``.
+        """
+        yes = await self._global().registrar.register(name, pid, _resolver(resolve))
+        if yes:
+            telemetry.emit(telemetry.ActorRegistered(_show(name)))
+        else:
+            telemetry.emit(telemetry.ActorRegistrationFailed(_show(name), "taken"))
+        return yes
+
+    async def re_register_name(self, name: Term, pid: Pid, *, resolve: str = "random_exit"
+                               ) -> None:
+        """``global:re_register_name/3``: ``name`` is ``pid``'s, whoever held it."""
+        await self._global().registrar.re_register(name, pid, _resolver(resolve))
+        telemetry.emit(telemetry.ActorRegistered(_show(name)))
+
+    async def unregister_name(self, name: Term) -> None:
+        """``global:unregister_name/1`` (nothing happens for a name nobody holds)."""
+        held = self._global().where(name) is not None
+        await self._global().registrar.unregister(name)
+        telemetry.emit(telemetry.ActorUnregistered(_show(name), held))
+
+    def whereis_name(self, name: Term) -> Pid | None:
+        """``global:whereis_name/1``, from the replicated table: no round trip."""
+        return self._global().where(name)
+
+    def registered_names(self) -> list[Term]:
+        """``global:registered_names/0``."""
+        return [row.name for row in self._global().names.rows()]
+
+    async def send_name(self, name: Term, message: Term, *, sender: Pid | None = None) -> Pid:
+        """``global:send/2``: send to the holder of ``name`` and return its pid;
+        ``GlobalNameNotRegistered`` if nobody holds it."""
+        pid = self._global().where(name)
+        if pid is None:
+            raise GlobalNameNotRegistered(name)
+        await self.send(pid, message, sender=sender)
+        return pid
+
     def _system_pid(self) -> Pid:
         assert self._calls is not None
         return self._calls.process.pid
@@ -501,6 +556,22 @@ class Node:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _resolver(resolve: str) -> Export:
+    try:
+        return RESOLVERS[resolve]
+    except KeyError:
+        raise ValueError(f"resolve must be one of {sorted(RESOLVERS)}, not {resolve!r}") from None
+
+
+def _show(name: Term) -> str:
+    """A global name as telemetry shows it: text for atoms and UTF-8 binaries."""
+    if isinstance(name, str):
+        return str(name)
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "replace")
+    return repr(name)
 
 
 def _overflow(value: str | None) -> Overflow | None:
