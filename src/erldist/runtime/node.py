@@ -59,6 +59,7 @@ from erldist.runtime.router import Destination, Router
 from erldist.runtime.services.global_names import RESOLVERS
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
+from erldist.runtime.services.pg import DEFAULT_SCOPE, PgScope
 from erldist.runtime.services.rex import Rex
 from erldist.term.types import Atom, Export, Pid, Reference, Term
 
@@ -94,6 +95,7 @@ class Node:
         self._calls: CallClient | None = None
         self._mesh: Mesh | None = None
         self.global_compat: GlobalCompat | None = None
+        self._scopes: dict[str, PgScope] = {}
         self._connect_all = True
 
     # --- starting --------------------------------------------------------------------
@@ -189,6 +191,7 @@ class Node:
                               connected=peers.has_connection,
                               visible_peers=lambda: peers.names(visible=True), dial=self._dial)
         self.global_compat = GlobalCompat(self, router)
+        self._scopes[DEFAULT_SCOPE] = PgScope(self, router, DEFAULT_SCOPE)
         peers.accepting = True
 
     # --- identity --------------------------------------------------------------------
@@ -518,6 +521,18 @@ class Node:
         await self.send(pid, message, sender=sender)
         return pid
 
+    # --- process groups (OTP ``pg``) --------------------------------------------------------
+
+    def pg(self, scope: str = DEFAULT_SCOPE) -> PgScope:
+        """The ``pg`` scope ``scope`` of this node (``pg``, the default, always runs;
+        another is started on first use, as ``pg:start(Scope)`` would be)."""
+        found = self._scopes.get(scope)
+        if found is None:
+            if not self._running:
+                raise ConnectIgnored()
+            found = self._scopes[scope] = PgScope(self, self.router, scope)
+        return found
+
     def _system_pid(self) -> Pid:
         assert self._calls is not None
         return self._calls.process.pid
@@ -539,6 +554,8 @@ class Node:
             await self._peers.close()
         if self.global_compat is not None:
             self.global_compat.close()
+        for scope in self._scopes.values():
+            scope.close()
         if self._router is not None:
             self._router.close()
         if self._registration is not None:
