@@ -76,7 +76,7 @@ def test_python_and_erlang_members_seen_both_ways(release: str, epmd: EpmdProces
                         "dead python member gone from chat room")
 
                 # The scope monitor saw every change of the default scope, in order.
-                events = []
+                events: list[tuple[Atom, Atom, list[str]]] = []
                 while len(events) < 4:
                     msg = await watcher.receive(timeout=10)
                     assert msg[0] == ref
