@@ -36,6 +36,10 @@ __all__ = [
     "InvalidValue",
     "ListTooLong",
     "LocalProtocolError",
+    "LookupInvalidPollInterval",
+    "LookupInvalidTimeout",
+    "LookupNodeDown",
+    "LookupNotFound",
     "NameTaken",
     "NetworkError",
     "NoProcess",
@@ -44,6 +48,11 @@ __all__ = [
     "ProcessError",
     "ProcessExited",
     "ProtocolError",
+    "RegistryAlreadyExists",
+    "RegistryError",
+    "RegistryInvalidArgument",
+    "RegistryNotFound",
+    "RegistryNotOwned",
     "RemoteProtocolError",
     "StartAtomBudgetExceeded",
     "StartError",
@@ -384,6 +393,75 @@ class GlobalNameNotRegistered(ProcessError):
     def __init__(self, name: object) -> None:
         super().__init__(f"no process is registered globally as {name!r}")
         self.name = name
+
+
+# --- the registry (distribute/registry) -----------------------------------------------
+
+
+class RegistryError(ErldistError):
+    """A registry operation (``erldist.registry``, the seed's ``distribute/registry``)."""
+
+
+class RegistryInvalidArgument(RegistryError, ValueError):
+    """A name breaking the rules: 1..255 bytes of ``[A-Za-z0-9._-]``."""
+
+
+class RegistryAlreadyExists(RegistryError):
+    """The name is held by another process (``global`` said ``no``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the name {name!r} is already registered")
+        self.name = name
+
+
+class RegistryNotFound(RegistryError):
+    """No process holds the name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no process is registered as {name!r}")
+        self.name = name
+
+
+class RegistryNotOwned(RegistryError):
+    """``unregister`` of a name held by a process of another node."""
+
+    def __init__(self, name: str, owner_node: str) -> None:
+        super().__init__(f"the name {name!r} is held on {owner_node}, not on this node")
+        self.name = name
+        self.owner_node = owner_node
+
+
+class LookupInvalidTimeout(RegistryError, ValueError):
+    """A polling lookup's timeout must be positive."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"lookup timeout must be positive, got {value!r}")
+        self.value = value
+
+
+class LookupInvalidPollInterval(RegistryError, ValueError):
+    """A polling lookup's poll interval must be positive."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"lookup poll interval must be positive, got {value!r}")
+        self.value = value
+
+
+class LookupNotFound(RegistryError, TimeoutError):
+    """The name did not appear within the lookup's timeout."""
+
+    def __init__(self, name: str, timeout_ms: int) -> None:
+        super().__init__(f"{name!r} was not registered within {timeout_ms} ms")
+        self.name = name
+
+
+class LookupNodeDown(RegistryError):
+    """The node expected to host the name went down while the lookup waited."""
+
+    def __init__(self, name: str, node: str) -> None:
+        super().__init__(f"{node} went down while waiting for {name!r}")
+        self.name = name
+        self.node = node
 
 
 # --- calls ---------------------------------------------------------------------------
