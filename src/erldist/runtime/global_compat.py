@@ -104,6 +104,9 @@ _GLOBAL = Atom("global")
 _GLOBAL_KEY = term_key(_GLOBAL)
 #: How long a clash's resolver may take on another node before the clash counts as badrpc.
 RESOLVE_TIMEOUT = 10.0
+#: Nodes dialed at once because names we learned are held there (a bound against a
+#: peer that relays names on many made-up nodes).
+MAX_HOLDER_DIALS = 32
 
 
 @dataclass
@@ -143,9 +146,12 @@ class GlobalCompat:
         self._global_lock_down = False
         self._process = router.add_service(str(GLOBAL_NAME_SERVER), self._receive)
         self.pid = self._process.pid
-        self.names = NameTable(lambda pid: router.monitor_nowait(self._process, pid),
+        self.names = NameTable(self._monitor_holder,
                                lambda ref: router.demonitor(self._process, ref),
                                self._name_removed)
+        # Holders on nodes we are not connected to yet: their monitors wait for nodeup.
+        self._awaiting: dict[str, list[tuple[Pid, Reference]]] = {}
+        self._holder_dials: dict[str, asyncio.Task[None]] = {}
         self._resolving: set[asyncio.Task[None]] = set()
         # Calls this node makes to other members (locks, registrations, resolvers).
         self.calls = gen.CallClient(router)
@@ -160,8 +166,10 @@ class GlobalCompat:
         """Stop taking part: no more answers or dials (the node is going away)."""
         self._closed = True
         self._node.remove_listener(self._on_event)
-        for task in (*self._dials, *self._resolving):
+        for task in (*self._dials, *self._resolving, *self._holder_dials.values()):
             task.cancel()
+        self._holder_dials.clear()
+        self._awaiting.clear()
         self._dials.clear()
         self._resolving.clear()
         self.names.clear()
@@ -195,6 +203,7 @@ class GlobalCompat:
         if self._closed:
             return
         if isinstance(event, NodeUp):
+            self._holders_reached(event.node)
             self._node_up(event.node)
         else:
             self._node_down(event.node)
@@ -389,6 +398,8 @@ class GlobalCompat:
                 case (Atom("insert"), (name, Pid() as pid, method)):
                     self.names.insert(name, pid, method)
                     if lock_id is not None and not self._lock_held_by(lock_id):
+                        log.debug("global: %r from new_nodes dropped: lock %r not held here "
+                                  "(locks: %r)", name, lock_id, list(self._locks.items()))
                         self.names.delete(name)
                 case (Atom("delete"), name):
                     self.names.delete(name)
@@ -473,6 +484,44 @@ class GlobalCompat:
         self.names.insert(name, pid, method)
         if not self._lock_held_by(caller):
             self.names.delete(name)
+
+    def _monitor_holder(self, pid: Pid) -> Reference:
+        """Monitor a name's holder. One on a node we are not connected to (a name
+        learned through a third node) is watched once we connect, as OTP's
+        ``monitor`` connects first; a node we cannot reach takes its names away.
+        """
+        node = str(pid.node)
+        if self._router.is_local(pid) or self._node.connection(node) is not None:
+            return self._router.monitor_nowait(self._process, pid)
+        ref = self._router.make_ref()
+        self._awaiting.setdefault(node, []).append((pid, ref))
+        if node not in self._holder_dials:
+            if len(self._holder_dials) >= MAX_HOLDER_DIALS:
+                log.warning("global: too many unreached nodes hold names; dropping %s's", node)
+                self._node.loop.call_soon(self._holders_unreachable, node)
+            else:
+                task = self._node.loop.create_task(self._reach_holders(node))
+                self._holder_dials[node] = task
+        return ref
+
+    async def _reach_holders(self, node: str) -> None:
+        try:
+            await self._node._dial(node)
+        except (TimeoutError, ConnectError) as exc:
+            log.info("global: cannot reach %s, which holds names: %s", node, exc)
+            self._holders_unreachable(node)
+        finally:
+            self._holder_dials.pop(node, None)
+
+    def _holders_unreachable(self, node: str) -> None:
+        for _pid, ref in self._awaiting.pop(node, []):
+            self.names.down(ref)
+
+    def _holders_reached(self, node: str) -> None:
+        """Nodeup: make the monitors that waited for it (for names still held)."""
+        for pid, ref in self._awaiting.pop(node, []):
+            if self.names.has_ref(ref):
+                self._router.monitor_nowait(self._process, pid, ref)
 
     def _name_removed(self, row: GlobalName) -> None:
         log.debug("global name %r of %r removed", row.name, row.pid)

@@ -80,6 +80,9 @@ class NameTable:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def has_ref(self, ref: Reference) -> bool:
+        return ref in self._by_ref
+
     def get(self, name: Term) -> GlobalName | None:
         return self._rows.get(term_key(name))
 
