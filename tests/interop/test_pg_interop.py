@@ -34,11 +34,20 @@ def test_python_and_erlang_members_seen_both_ways(release: str, epmd: EpmdProces
         async with _erl_pair(release, epmd) as (a, b):
             for erl in (a, b):
                 await erl.eval("{ok, _} = pg:start(pg), {ok, _} = pg:start(chat), ok.")
+            # An Erlang scope monitor on a, to compare with the Python one.
+            await a.eval("Coll = spawn(fun() -> {CRef, _} = pg:monitor_scope(), "
+                         "Loop = fun L(Acc) -> receive {CRef, Act, G, Ps} -> "
+                         "L([{Act, G, [node(P) || P <- Ps]} | Acc]); "
+                         "{get, F} -> F ! {events, lists:reverse(Acc)} end end, "
+                         "Loop([]) end), ok.")
             node = await _cluster(a, b, epmd)
             try:
                 watcher = node.process()
                 ref, now = node.pg().monitor_scope(watcher.pid)
                 assert now == {}
+                room_watcher = node.process()
+                room_ref, room_now = node.pg("chat").monitor(room_watcher.pid, "room")
+                assert room_now == []
                 proc = node.process()
                 node.pg().join(Atom("g1"), proc.pid)
                 node.pg("chat").join("room", [proc.pid, node.process().pid])
@@ -86,6 +95,17 @@ def test_python_and_erlang_members_seen_both_ways(release: str, epmd: EpmdProces
                     (Atom("join"), Atom("g1"), [a.name]),
                     (Atom("leave"), Atom("g1"), [node.name]),
                     (Atom("leave"), Atom("g1"), [a.name]),
+                ]
+                # OTP's own monitor on a saw the same changes in the same order.
+                erl_events = await a.eval("Coll ! {get, self()}, "
+                                          "receive {events, Ev} -> Ev after 5000 -> none end.")
+                assert erl_events == (f"[{{join,g1,['{node.name}']}},{{join,g1,['{a.name}']}},"
+                                      f"{{leave,g1,['{node.name}']}},{{leave,g1,['{a.name}']}}]")
+                # The group monitor of chat/room saw the two joins and the dead member.
+                room = [await room_watcher.receive(timeout=10) for _ in range(2)]
+                assert [(m[0], m[1], m[2], len(m[3])) for m in room] == [
+                    (room_ref, Atom("join"), "room", 2),
+                    (room_ref, Atom("leave"), "room", 1),
                 ]
             finally:
                 await node.stop()
