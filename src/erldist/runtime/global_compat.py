@@ -343,19 +343,27 @@ class GlobalCompat:
         if session.his_resolved is not None:
             self._complete(peer, session)
 
+    async def resolve_it(self, method: Term, name: Term, pid1: Pid, pid2: Pid) -> Term:
+        """``global:resolve_it/4`` run here: what an Erlang node settling a clash
+        asks of the node of the holder it knows (through ``rpc:call``). The
+        answer is the pid that keeps the name, ``none``, or ``{'EXIT', Why}`` for
+        a method only Erlang can run.
+        """
+        verdict = resolve_locally(method, name, pid1, pid2)
+        if verdict is None:
+            log.info("global: cannot run resolver %r for %r in Python", method, name)
+            return (Atom("EXIT"), (Atom("undef"), method))
+        for victim in verdict.kill:
+            await self._router.send_exit(self.pid, victim, KILL)
+        for to, message in verdict.notify:
+            await self._router.send(self.pid, to, message)
+        log.info("global: name conflict on %r resolved for %r", name, verdict.winner)
+        return verdict.winner if verdict.winner is not None else Atom("none")
+
     async def _resolve_it(self, method: Term, name: Term, pid1: Pid, pid2: Pid) -> Any:
         """``global:resolve_it`` run on ``pid2``'s node: ours in Python, else via rex."""
         if self._router.is_local(pid2):
-            verdict = resolve_locally(method, name, pid1, pid2)
-            if verdict is None:
-                log.info("global: cannot run resolver %r for %r in Python", method, name)
-                return "other"
-            for victim in verdict.kill:
-                await self._router.send_exit(self.pid, victim, KILL)
-            for to, message in verdict.notify:
-                await self._router.send(self.pid, to, message)
-            log.info("global: name conflict on %r resolved for %r", name, verdict.winner)
-            return verdict.winner
+            return resolve_reply(await self.resolve_it(method, name, pid1, pid2))
         request = (Atom("call"), _GLOBAL, Atom("resolve_it"), [method, name, pid1, pid2],
                    self.pid)
         try:
