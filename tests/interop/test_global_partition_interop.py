@@ -9,7 +9,8 @@ method of the name that node already holds, run on its holder's node:
 * Python resolves: its node sorts first and the name is its own process's.
   ``random_exit_name`` keeps the pid on the node that sorts first and kills
   the other; ``random_notify_name`` keeps it and tells the other
-  ``{global_name_conflict, Name}``.
+  ``{global_name_conflict, Name}``; ``notify_all_name`` tells both and the
+  name goes.
 * Erlang resolves: its node sorts first, its pid keeps the name and the
   Python process that held it in the other group is killed.
 """
@@ -38,7 +39,7 @@ async def _owner_node(erl: Erl, name: str) -> str:
                           "P -> node(P) end.")
 
 
-@pytest.mark.parametrize("resolve", ["random_exit", "random_notify"])
+@pytest.mark.parametrize("resolve", ["random_exit", "random_notify", "notify_all"])
 def test_python_settles_a_clash_it_sorts_first_in(release: str, epmd: EpmdProcess,
                                                   resolve: str) -> None:
     async def scenario() -> None:
@@ -54,6 +55,19 @@ def test_python_settles_a_clash_it_sorts_first_in(release: str, epmd: EpmdProces
                 await node.connect(b.name)  # the heal
                 await _wait_for(lambda: _sees(b, node.name), "b to see python")
                 await b.sync()
+                if resolve == "notify_all":
+                    # Both holders are told of the other, and the name goes everywhere.
+                    told = await mine.receive(timeout=10)
+                    assert told[:2] == (Atom("global_name_conflict"), Atom("clash"))
+                    assert str(told[2].node) == b.name
+                    assert await b.eval("receive {bh, Got} -> element(1, Got) =:= "
+                                        "global_name_conflict andalso "
+                                        f"node(element(3, Got)) =:= '{node.name}' "
+                                        "after 5000 -> none end.") == "true"
+                    await _wait_for(lambda: _is(b, "global:whereis_name(clash)", "undefined"),
+                                    "the name to go on b")
+                    assert node.whereis_name(Atom("clash")) is None
+                    return
                 await _wait_for(lambda: _is(b, "node(global:whereis_name(clash))",
                                             f"'{node.name}'"), "python to keep the name on b")
                 assert node.whereis_name(Atom("clash")) == mine.pid
