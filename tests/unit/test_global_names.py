@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from erldist import telemetry
 from erldist.protocol import control, signals
 from erldist.runtime.services.global_names import (
     NOTIFY_ALL_NAME,
@@ -118,7 +119,14 @@ def test_we_settle_a_clash_when_we_sort_first() -> None:
         out: list[Any] = conn.take()
         return out
 
-    sent = asyncio.run(scenario())
+    seen: list[telemetry.TelemetryEvent] = []
+    telemetry.attach(seen.append)
+    try:
+        sent = asyncio.run(scenario())
+    finally:
+        telemetry.detach(seen.append)
+    assert [e for e in seen if isinstance(e, telemetry.GlobalNameConflict)] == [
+        telemetry.GlobalNameConflict("c", repr(mine.pid))]
     # Ours sorts first (py < z): ours keeps it, theirs is killed, Z is told to insert ours.
     kills = [m for m in sent if isinstance(m, control.PayloadExit2)]
     assert [(k.to_pid, k.reason) for k in kills] == [(theirs, Atom("kill"))]

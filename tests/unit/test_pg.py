@@ -8,9 +8,10 @@ from typing import Any, cast
 
 import pytest
 
+from erldist import telemetry
 from erldist.protocol import control, signals
 from erldist.runtime.process import Process
-from erldist.runtime.services.pg import PgScope
+from erldist.runtime.services.pg import MAX_SCOPES_PER_NODE, PgScope
 from erldist.term.types import Atom, Pid
 from tests.unit.test_global_compat import A, FakeConn, FakeNode
 
@@ -98,3 +99,35 @@ def test_only_local_processes_join() -> None:
     _node, scope, _conn = _scope()
     with pytest.raises(ValueError, match="not local"):
         scope.join(G, EM1)
+
+
+def test_a_peer_cannot_speak_for_another_nodes_scope_nor_claim_many() -> None:
+    node, scope, conn = _scope()
+    conn.take()
+    other_nodes_scope = Pid(Atom("b@127.0.0.1"), 30, 0, 8)
+    node.router.dispatch(signals.MessageSignal(PEER, PG, (Atom("$gen_cast"), (
+        Atom("sync"), other_nodes_scope, [(G, [EM1])]))), node.conns[str(A)])
+    node.router.dispatch(signals.MessageSignal(PEER, PG, (Atom("join"), other_nodes_scope,
+                                                          G, EM1)), node.conns[str(A)])
+    assert scope.which_groups() == [] and conn.take() == []
+    for n in range(10):
+        _from_peer(node, (Atom("discover"), Pid(A, 100 + n, 0, 7)))
+    monitors = [m for m in conn.take() if isinstance(m, control.MonitorP)]
+    assert len(monitors) == MAX_SCOPES_PER_NODE
+
+
+def test_group_changes_are_reported_to_telemetry() -> None:
+    seen: list[telemetry.TelemetryEvent] = []
+    telemetry.attach(seen.append)
+    try:
+        node, scope, _conn = _scope()
+        member = node.router.new_process()
+        scope.join(G, member.pid)
+        scope.leave(G, member.pid)
+    finally:
+        telemetry.detach(seen.append)
+    changes = [e for e in seen if isinstance(e, telemetry.GroupChanged)]
+    assert [(c.scope, c.group, c.action, c.pids) for c in changes] == [
+        ("pg", "g", "join", (repr(member.pid),)),
+        ("pg", "g", "leave", (repr(member.pid),)),
+    ]

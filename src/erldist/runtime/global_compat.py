@@ -75,7 +75,7 @@ from erldist.runtime.services.global_names import (
     resolve_reply,
 )
 from erldist.runtime.services.global_registrar import GlobalRegistrar
-from erldist.runtime.termkey import term_key
+from erldist.runtime.termkey import term_key, term_text
 from erldist.term.types import Atom, Pid, Reference, Term
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ class GlobalCompat:
                 ops.append((_DELETE, name))
                 res.append((_DELETE, name))
             kept = repr(verdict) if isinstance(verdict, Pid) else "none"
-            telemetry.emit(telemetry.GlobalNameConflict(repr(name), kept))
+            telemetry.emit(telemetry.GlobalNameConflict(term_text(name), kept))
         if self._sessions.get(peer) is session and not self._closed:
             self._resolved_ours(peer, session, ops, res)
 

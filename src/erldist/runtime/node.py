@@ -61,6 +61,7 @@ from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
 from erldist.runtime.services.pg import DEFAULT_SCOPE, PgScope
 from erldist.runtime.services.rex import Rex
+from erldist.runtime.termkey import term_text
 from erldist.term.types import Atom, Export, Pid, Reference, Term
 
 __all__ = ["Node"]
@@ -487,22 +488,22 @@ class Node:
         """
         yes = await self._global().registrar.register(name, pid, _resolver(resolve))
         if yes:
-            telemetry.emit(telemetry.ActorRegistered(_show(name)))
+            telemetry.emit(telemetry.ActorRegistered(term_text(name)))
         else:
-            telemetry.emit(telemetry.ActorRegistrationFailed(_show(name), "taken"))
+            telemetry.emit(telemetry.ActorRegistrationFailed(term_text(name), "taken"))
         return yes
 
     async def re_register_name(self, name: Term, pid: Pid, *, resolve: str = "random_exit"
                                ) -> None:
         """``global:re_register_name/3``: ``name`` is ``pid``'s, whoever held it."""
         await self._global().registrar.re_register(name, pid, _resolver(resolve))
-        telemetry.emit(telemetry.ActorRegistered(_show(name)))
+        telemetry.emit(telemetry.ActorRegistered(term_text(name)))
 
     async def unregister_name(self, name: Term) -> None:
         """``global:unregister_name/1`` (nothing happens for a name nobody holds)."""
         held = self._global().where(name) is not None
         await self._global().registrar.unregister(name)
-        telemetry.emit(telemetry.ActorUnregistered(_show(name), held))
+        telemetry.emit(telemetry.ActorUnregistered(term_text(name), held))
 
     def whereis_name(self, name: Term) -> Pid | None:
         """``global:whereis_name/1``, from the replicated table: no round trip."""
@@ -580,15 +581,6 @@ def _resolver(resolve: str) -> Export:
         return RESOLVERS[resolve]
     except KeyError:
         raise ValueError(f"resolve must be one of {sorted(RESOLVERS)}, not {resolve!r}") from None
-
-
-def _show(name: Term) -> str:
-    """A global name as telemetry shows it: text for atoms and UTF-8 binaries."""
-    if isinstance(name, str):
-        return str(name)
-    if isinstance(name, bytes):
-        return name.decode("utf-8", "replace")
-    return repr(name)
 
 
 def _overflow(value: str | None) -> Overflow | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from erldist.term.types import Atom, FrozenList, ImproperList
 
-__all__ = ["term_key"]
+__all__ = ["term_key", "term_text"]
 
 
 def term_key(term: Any) -> Hashable:
@@ -28,3 +28,13 @@ def term_key(term: Any) -> Hashable:
     if isinstance(term, ImproperList):
         return (ImproperList, tuple(term_key(t) for t in term.items), term_key(term.tail))
     return (type(term), term)
+
+
+def term_text(term: Any) -> str:
+    """A name or group as logs and telemetry show it: atoms and UTF-8 binaries as
+    their text, anything else in its ``repr``."""
+    if isinstance(term, str):
+        return str(term)
+    if isinstance(term, bytes):
+        return term.decode("utf-8", "replace")
+    return repr(term)

@@ -27,7 +27,7 @@ from erldist import telemetry
 from erldist.events import ClusterEvent, NodeUp
 from erldist.runtime.process import Down
 from erldist.runtime.router import Router
-from erldist.runtime.termkey import term_key
+from erldist.runtime.termkey import term_key, term_text
 from erldist.term.types import Atom, Pid, Reference, Term
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ _JOIN = Atom("join")
 _LEAVE = Atom("leave")
 _SYNC = Atom("sync")
 _GEN_CAST = Atom("$gen_cast")
+#: Scope processes one node may have here at once (a restarted scope overlaps its
+#: predecessor until the DOWN comes).
+MAX_SCOPES_PER_NODE = 4
 
 
 @dataclass
@@ -188,7 +191,7 @@ class PgScope:
         targets += [(ref, pid) for ref, (pid, g) in self._group_monitors.items() if g == key]
         for ref, pid in targets:
             self._router.send_nowait(self.pid, pid, (ref, action, group, list(pids)))
-        telemetry.emit(telemetry.GroupChanged(self.scope, repr(group), str(action),
+        telemetry.emit(telemetry.GroupChanged(self.scope, term_text(group), str(action),
                                               tuple(repr(p) for p in pids)))
 
     # --- the protocol ------------------------------------------------------------------
@@ -210,6 +213,9 @@ class PgScope:
         if isinstance(message, Down):
             self._down(message)
             return
+        if origin is None or not _from_own_scope(message, origin):
+            log.debug("pg scope %s ignored %r from %s", self.scope, message, origin)
+            return
         match message:
             case (Atom("discover"), Pid() as peer) | (Atom("discover"), Pid() as peer, _):
                 self._on_discover(peer)
@@ -230,13 +236,24 @@ class PgScope:
             return
         self._router.send_nowait(self.pid, peer, (_GEN_CAST, (_SYNC, self.pid,
                                                               self._local_groups())))
-        if peer not in self._remote:
+        if peer not in self._remote and self._room_for(peer):
             self._remote[peer] = _Peer(self._router.monitor_nowait(self._proc, peer))
             self._router.send_nowait(self.pid, peer, (_DISCOVER, self.pid))
+
+    def _room_for(self, peer: Pid) -> bool:
+        """A node runs one scope process (a restarted one briefly two): a peer that
+        claims many is refused beyond ``MAX_SCOPES_PER_NODE``."""
+        same = sum(1 for p in self._remote if p.node == peer.node)
+        if same >= MAX_SCOPES_PER_NODE:
+            log.warning("pg scope %s: %s claims too many scope processes", self.scope, peer.node)
+            return False
+        return True
 
     def _on_sync(self, peer: Pid, groups: list[Any]) -> None:
         state = self._remote.get(peer)
         if state is None:
+            if not self._room_for(peer):
+                return
             state = self._remote[peer] = _Peer(self._router.monitor_nowait(self._proc, peer))
         old = state.groups
         new: dict[Hashable, tuple[Term, list[Pid]]] = {}
@@ -327,6 +344,17 @@ class PgScope:
             del self._remote[pid]
             for group, pids in peer.groups.values():
                 self._drop(group, pids, local=False)
+
+
+def _from_own_scope(message: Any, origin: str) -> bool:
+    """Every pg message names its sender's scope process: it must be of the node it
+    came from, so one peer cannot speak for another node's scope."""
+    if isinstance(message, tuple) and len(message) >= 2:
+        peer = message[1]
+        if isinstance(peer, tuple) and len(peer) >= 2:  # {'$gen_cast', {sync, Peer, _}}
+            peer = peer[1]
+        return isinstance(peer, Pid) and str(peer.node) == origin
+    return False
 
 
 def _pids(members: Any) -> list[Pid]:
