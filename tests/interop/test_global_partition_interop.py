@@ -120,3 +120,60 @@ def test_erlang_settles_a_clash_and_kills_the_python_holder(release: str,
 async def _alive_is(proc: object, want: bool) -> bool:
     await asyncio.sleep(0)
     return bool(proc.alive) == want  # type: ignore[attr-defined]
+
+
+def test_a_partition_made_with_disconnect_node_heals(release: str, epmd: EpmdProcess) -> None:
+    """All three together, then a is cut off from b and the Python node with
+    ``erlang:disconnect_node`` (OTP 25 and 28 default to
+    ``prevent_overlapping_partitions = true``; the lost-connection notices it sends
+    reach only the Python node, which leaves its links alone, so the cut is exactly
+    the two groups {a} and {b, python}). Each group registers one name apart; the
+    heal is a ping."""
+
+    async def scenario() -> None:
+        async with _erl_pair(release, epmd) as (a, b):
+            node = await _python("py", epmd)
+            try:
+                assert await a.eval(f"net_adm:ping('{b.name}').") == "pong"
+                await node.connect(a.name)
+                await node.connect(b.name)
+                for erl in (a, b):
+                    await _wait_for(lambda e=erl: _sees(e, node.name), f"{erl.name} sees py")
+                    await erl.sync()
+                before = node.process()
+                assert await node.register_name(Atom("before_cut"), before.pid)
+
+                assert await a.eval(f"erlang:disconnect_node('{b.name}'), "
+                                    f"erlang:disconnect_node('{node.name}'), nodes().") == "[]"
+                await _wait_for(lambda: _is(a, "global:whereis_name(before_cut)", "undefined"),
+                                "a to drop the cut-off name")
+                await _wait_for(lambda: _lacks_py(node, a.name), "python to lose a")
+                await a.eval("PA = spawn(fun() -> receive stop -> ok end end), "
+                             "yes = global:register_name(cut_name, PA).")
+                loser = node.process()
+                assert await node.register_name(Atom("cut_name"), loser.pid)
+                assert await _owner_node(b, "cut_name") == f"'{node.name}'"
+                assert await _owner_node(a, "cut_name") == f"'{a.name}'"
+
+                assert await a.eval(f"net_adm:ping('{b.name}').") == "pong"  # the heal
+                for erl in (a, b):
+                    await _wait_for(lambda e=erl: _sees(e, node.name), f"{erl.name} sees py")
+                    await erl.sync()
+                for erl in (a, b):
+                    await _wait_for(lambda e=erl: _is(e, "node(global:whereis_name(cut_name))",
+                                                      f"'{a.name}'"), f"a's pid on {erl.name}")
+                    await _wait_for(lambda e=erl: _is(e, "node(global:whereis_name(before_cut))",
+                                                      f"'{node.name}'"),
+                                    f"the python name back on {erl.name}")
+                await _wait_for(lambda: _alive_is(loser, False), "the python holder to die")
+                pid = node.whereis_name(Atom("cut_name"))
+                assert pid is not None and str(pid.node) == a.name
+                assert node.whereis_name(Atom("before_cut")) == before.pid
+            finally:
+                await node.stop()
+
+    run(scenario())
+
+
+async def _lacks_py(node: Node, name: str) -> bool:
+    return name not in node.nodes()
