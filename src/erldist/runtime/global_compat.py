@@ -613,11 +613,10 @@ class GlobalCompat:
                 self._new_nodes(nodes)
                 self._do_ops(ops, _extra_info(extra, Atom("lock")))
             case (Atom("in_sync"), _, _):
-                # It has us as synced and dropped its attempt; drop ours. It is a
-                # member now, so our registrations lock and register on it too.
+                # It has us as synced and dropped its attempt; drop ours. (It joins
+                # our known nodes through the new_nodes or resolved that told it of
+                # us, which also makes us answer with our own in_sync.)
                 self._sessions.pop(peer, None)
-                if peer in self._node.nodes():
-                    self._known.add(peer)
             case _:
                 log.debug("global_name_server ignored cast %r from %s", request, peer)
 
