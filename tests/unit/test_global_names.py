@@ -16,10 +16,13 @@ from erldist.runtime.services.global_names import (
 )
 from erldist.term.types import Atom, Pid
 from tests.unit.test_global_compat import (
+    A_LOCKER,
     A_REGISTRAR,
+    A_TAG,
     CAST,
     ME,
     A,
+    FakeConn,
     FakeNode,
     call,
     gns,
@@ -146,3 +149,43 @@ def test_the_three_resolvers() -> None:
     both = resolve_locally(NOTIFY_ALL_NAME, Atom("n"), low, high)
     assert both is not None and both.winner is None and len(both.notify) == 2
     assert resolve_locally(Atom("not_a_fun"), Atom("n"), low, high) is None
+
+
+def test_our_locker_locks_both_sides_when_the_peer_waits() -> None:
+    """With nobody known, OTP's locker tries after 200 ms; so do we: lock ourselves
+    and the peer with ``{global, sorted lockers}``, tell its locker, and on its
+    answer send only our exchange; the locks go back when the sync is done."""
+    async def scenario() -> None:
+        node, compat = start()
+        conn = node.up(A)
+        [(_, (_, (_, (_, tag), _, _)))] = conn.take()
+        node.deliver(str(A), init_connect(A_TAG, A, A_LOCKER))
+        node.deliver(str(A), (Atom("init_connect_ack"), A, tag, A_TAG))
+        conn.take()
+        await asyncio.sleep(0.3)
+        [(name, (_, (caller, ref), request))] = _messages(conn)
+        lock_id = (Atom("global"), sorted([compat.locker, A_LOCKER],
+                                          key=lambda p: (p.serial, p.id, str(p.node))))
+        assert (name, request) == (Atom("global_name_server"), (Atom("set_lock"), lock_id))
+        assert compat.can_set_lock(lock_id) and not compat.can_set_lock((Atom("global"), 1))
+        node.signal(str(A), signals.MessageSignal(Pid(A, 99, 0, 7), caller, (ref, True)))
+        await asyncio.sleep(0.05)
+        assert _messages(conn) == [
+            gns((CAST, (Atom("lock_set"), compat.locker, True, [], A_TAG)))]
+        # Its locker locked its side too and answers: our names go, no second lock_set.
+        node.deliver(str(A), (CAST, (Atom("lock_set"), A_LOCKER, True, [], tag)))
+        assert conn.take() == [gns((CAST, (Atom("exchange"), ME, [], [], A_TAG)))]
+        node.deliver(str(A), (CAST, (Atom("exchange"), A, [], [], tag)))
+        node.deliver(str(A), (CAST, (Atom("resolved"), A, [], [], Atom("unused"), [], tag)))
+        await asyncio.sleep(0.05)
+        dels = [m for m in _messages(conn) if m[1][0] == Atom("$gen_call")]
+        assert [d[1][2] for d in dels] == [(Atom("del_lock"), lock_id)]
+        assert compat.can_set_lock((Atom("global"), 1))  # ours is back here too
+        assert compat.known() == [str(A)]
+
+    asyncio.run(scenario())
+
+
+def _messages(conn: FakeConn) -> list[Any]:
+    """What went out as messages (the monitors a call makes left aside)."""
+    return [m for m in conn.take() if isinstance(m, tuple)]

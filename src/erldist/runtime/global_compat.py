@@ -19,7 +19,12 @@ registrations (``services/global_registrar.py``), speaking protocol version 8
 2. The peer's locker takes the ``global`` lock on both nodes (``set_lock``
    multi-calls, granted with OTP's rules) and casts ``{lock_set, Locker, true,
    Known, OurTag}``. We answer with our own ``lock_set`` and ``{exchange, Node,
-   Names, [], ItsTag}`` with every name we hold.
+   Names, [], ItsTag}`` with every name we hold. We also lock on our own after
+   OTP's locker delay (200 ms when we know nobody, else 1 s plus 0.1 s per
+   known node): boss, us and the peer, then our known nodes, under ``{global,
+   lists:sort([OurLocker, ItsLocker])}``, the id its locker uses too, and cast
+   our ``lock_set``; its answering ``lock_set`` then gets only our exchange.
+   Without this a joining Python node waited for the Erlang locker alone.
 3. Its ``exchange`` (its names) is compared with ours: names we lack are
    inserted, and a clash is settled by us when our name sorts first (its
    method runs on our holder's node), else by the peer. We send ``{resolved,
@@ -120,6 +125,14 @@ class _Session:
     ops: list[Any] | None = None
     #: The peer's ``resolved`` (its decisions for us, and the nodes it knows), if in.
     his_resolved: tuple[list[Any], Any] | None = None
+    #: The peer's locker (from its ``init_connect``), for our own locking attempt.
+    his_locker: Pid | None = None
+    #: Our ``exchange`` went out: the lock is set on both sides.
+    exchanged: bool = False
+    #: Our locking attempt is running, or holds these locks until the session ends.
+    locking: bool = False
+    our_lock: tuple[Any, list[str]] | None = None
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -156,8 +169,9 @@ class GlobalCompat:
         # Calls this node makes to other members (locks, registrations, resolvers).
         self.calls = gen.CallClient(router)
         self.registrar = GlobalRegistrar(self)
-        # Peers put our locker in their lock ids and may send it refusals; nothing to do.
-        self.locker = router.add_service(None, lambda _msg, _peer: None).pid
+        # Peers put our locker in their lock ids; a locker that does not (yet) know
+        # our attempt refuses it with a bare ``{lock_set, Locker, false, Known}`` here.
+        self.locker = router.add_service(None, self._locker_message).pid
         node.add_listener(self._on_event)
         for peer in node.nodes():
             self._node_up(peer)
@@ -217,8 +231,25 @@ class GlobalCompat:
         else:
             self._start(peer)
 
+    def _end_session(self, peer: str) -> _Session | None:
+        """The session with ``peer`` is over: stop its timer, give back our locks."""
+        session = self._sessions.pop(peer, None)
+        if session is not None:
+            if session.timer is not None:
+                session.timer.cancel()
+            if session.our_lock is not None:
+                lock_id, nodes = session.our_lock
+                session.our_lock = None
+                self._spawn(self.registrar.release(lock_id, nodes))
+        return session
+
+    def _spawn(self, coro: Any) -> None:
+        task = self._node.loop.create_task(coro)
+        self._resolving.add(task)
+        task.add_done_callback(self._resolving.discard)
+
     def _node_down(self, peer: str) -> None:
-        self._sessions.pop(peer, None)
+        self._end_session(peer)
         self._known.discard(peer)
         for resource, lock in list(self._locks.items()):
             for holder in [p for p in lock.holders if p.node == peer]:
@@ -238,7 +269,7 @@ class GlobalCompat:
 
     def _restart(self, peer: str) -> None:
         """OTP's ``restart_connect``: tell the peer its attempt is void, start ours over."""
-        session = self._sessions.pop(peer, None)
+        session = self._end_session(peer)
         if session is not None and session.adopted:
             self._send(peer, (_CANCEL_CONNECT, self._node.atom, session.his_tag))
         self._start(peer)
@@ -250,7 +281,7 @@ class GlobalCompat:
             return None
         return session
 
-    def _init_connect(self, peer: str, vsn: int, his_tag: Any) -> None:
+    def _init_connect(self, peer: str, vsn: int, his_tag: Any, hello: Any = None) -> None:
         if vsn < PROTOCOL_VSN:
             log.info("ignoring global protocol %d from %s (we speak %d)", vsn, peer, PROTOCOL_VSN)
             return
@@ -265,6 +296,10 @@ class GlobalCompat:
         session.adopted = True
         session.his_tag = his_tag
         self._send(peer, (_INIT_CONNECT_ACK, self._node.atom, his_tag, session.my_tag))
+        match hello:
+            case (Atom("locker"), _, _, Pid() as his_locker) if str(his_locker.node) == peer:
+                session.his_locker = his_locker
+                self._schedule_lock(peer, session)
 
     def _init_connect_ack(self, peer: str, my_tag: Any, his_tag: Any) -> None:
         session = self._session(peer, my_tag)
@@ -281,12 +316,74 @@ class GlobalCompat:
 
     def _lock_set(self, peer: str, locker: Pid, tag: Any) -> None:
         session = self._session(peer, tag)
-        if session is None or locker.node != peer:
+        if session is None or locker.node != peer or session.exchanged:
             return
-        # Its locker holds the global lock on both of us: agree, and send our (no) names.
-        self._cast(peer, (_LOCK_SET, self.locker, True, [], session.his_tag))
+        session.exchanged = True
+        if session.our_lock is None:
+            # Its locker holds the global lock on both of us: agree.
+            self._cast(peer, (_LOCK_SET, self.locker, True, [], session.his_tag))
+        # Else this answers our own lock_set: the lock is set on both sides.
         self._cast(peer, (_EXCHANGE, self._node.atom, self.names.listing(), [],
                           session.his_tag))
+
+    def _locker_message(self, message: Any, peer: str | None) -> None:
+        match message:
+            case (Atom("lock_set"), Pid() as locker, False, _) if peer is not None:
+                session = self._sessions.get(peer)
+                if session is not None and session.adopted:
+                    self._lock_refused(peer, locker, session.my_tag)
+
+    def _lock_refused(self, peer: str, locker: Pid, tag: Any) -> None:
+        """Its locker could not lock its side for our attempt: give ours back, retry."""
+        session = self._session(peer, tag)
+        if (session is None or str(locker.node) != peer or session.our_lock is None
+                or session.exchanged):
+            return
+        lock_id, nodes = session.our_lock
+        session.our_lock = None
+        self._spawn(self.registrar.release(lock_id, nodes))
+        self._schedule_lock(peer, session)
+
+    # --- our own locker ----------------------------------------------------------------
+
+    def _schedule_lock(self, peer: str, session: _Session) -> None:
+        """Try to lock both sides ourselves after OTP's locker delay, so the sync does
+        not wait for the peer's locker alone (which waits 1 s and more when it
+        knows other nodes, while a node that knows none tries after 200 ms)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # driven without a loop (unit tests of the protocol): the peer locks
+        known = len(self._known)
+        delay = 0.2 if known == 0 else min(1.0 + 0.1 * known, 3.0)
+        session.timer = loop.call_later(delay, self._try_lock, peer, session)
+
+    def _try_lock(self, peer: str, session: _Session) -> None:
+        session.timer = None
+        if (self._closed or self._sessions.get(peer) is not session or session.exchanged
+                or session.locking or session.our_lock is not None
+                or session.his_locker is None):
+            return
+        if _GLOBAL_KEY in self._locks:  # someone holds global here: another round
+            self._schedule_lock(peer, session)
+            return
+        session.locking = True
+        self._spawn(self._lock_for(peer, session, session.his_locker))
+
+    async def _lock_for(self, peer: str, session: _Session, his_locker: Pid) -> None:
+        lockers = sorted([self.locker, his_locker], key=_pid_order)
+        lock_id = (_GLOBAL, lockers)
+        nodes = await self.registrar.lock_nodes_safely(lock_id, peer)
+        session.locking = False
+        if self._sessions.get(peer) is not session or session.exchanged or self._closed:
+            if nodes is not None:
+                await self.registrar.release(lock_id, nodes)
+            return
+        if nodes is None:
+            self._schedule_lock(peer, session)
+            return
+        session.our_lock = (lock_id, nodes)
+        self._cast(peer, (_LOCK_SET, self.locker, True, [], session.his_tag))
 
     def _exchange(self, peer: str, name_list: Any, tag: Any) -> None:
         """OTP's resolver: compare the peer's names with ours.
@@ -385,7 +482,7 @@ class GlobalCompat:
         """Both halves are in: apply the decisions, and sync with the nodes it knows."""
         assert session.ops is not None and session.his_resolved is not None
         his_res, his_known = session.his_resolved
-        del self._sessions[peer]
+        self._end_session(peer)
         self._known.add(peer)
         self._do_ops([*session.ops, *his_res], None)
         others = [n for n in _node_names(his_known) if n != self._node.name]
@@ -601,10 +698,12 @@ class GlobalCompat:
 
     def _handle_cast(self, peer: str, request: Any) -> None:
         match request:
-            case (Atom("init_connect"), (int() as vsn, his_tag, *_), _, _):
-                self._init_connect(peer, vsn, his_tag)
+            case (Atom("init_connect"), (int() as vsn, his_tag, *_), _, hello):
+                self._init_connect(peer, vsn, his_tag, hello)
             case (Atom("lock_set"), Pid() as locker, True, _, tag):
                 self._lock_set(peer, locker, tag)
+            case (Atom("lock_set"), Pid() as locker, False, _, tag):
+                self._lock_refused(peer, locker, tag)
             case (Atom("exchange"), _, name_list, _, tag):
                 self._exchange(peer, name_list, tag)
             case (Atom("resolved"), _, his_res, his_known, _, _, tag):
@@ -616,7 +715,7 @@ class GlobalCompat:
                 # It has us as synced and dropped its attempt; drop ours. (It joins
                 # our known nodes through the new_nodes or resolved that told it of
                 # us, which also makes us answer with our own in_sync.)
-                self._sessions.pop(peer, None)
+                self._end_session(peer)
             case _:
                 log.debug("global_name_server ignored cast %r from %s", request, peer)
 
@@ -639,6 +738,12 @@ def _node_names(entries: Any) -> list[str]:
             case (Atom() as name, int()):
                 names[str(name)] = None
     return list(names)
+
+
+def _pid_order(pid: Pid) -> tuple[int, int, str, int]:
+    """Erlang's term order of pids (serial, number, node, creation), so our lock id
+    ``{global, lists:sort([Locker1, Locker2])}`` equals the one the peer makes."""
+    return (pid.serial, pid.id, str(pid.node), pid.creation)
 
 
 def _extra_info(extra: Any, tag: Atom) -> Any:

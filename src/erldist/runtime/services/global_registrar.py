@@ -70,6 +70,31 @@ class GlobalRegistrar:
             await self._multi_call(nodes, (Atom("unregister"), name))
         await self._trans_all_known(fun)
 
+    # --- the sync's lock (OTP's locker) ------------------------------------------------
+
+    async def lock_nodes_safely(self, lock_id: Any, peer: str) -> list[str] | None:
+        """OTP's ``lock_nodes_safely``: lock the boss of our side, then us and
+        ``peer``, then every node we know; the nodes locked, or None (nothing held)."""
+        me = self._server.node_name
+        first = [max([me, *self._server.known()])]
+        if first != [me] and not self._server.can_set_lock(lock_id):
+            return None
+        if not await self._set_lock_on(lock_id, first):
+            return None
+        second = [n for n in (me, peer) if n not in first]
+        if not await self._set_lock_on(lock_id, second):
+            await self._multi_call(first, (Atom("del_lock"), lock_id))
+            return None
+        rest = [n for n in self._server.known() if n not in first and n != peer]
+        if not await self._set_lock_on(lock_id, rest):
+            await self._multi_call([*first, *second], (Atom("del_lock"), lock_id))
+            return None
+        return [*first, *second, *rest]
+
+    async def release(self, lock_id: Any, nodes: list[str]) -> None:
+        """Give back a lock taken with ``lock_nodes_safely``."""
+        await self._multi_call(nodes, (Atom("del_lock"), lock_id))
+
     # --- trans_all_known -----------------------------------------------------------------
 
     async def _trans_all_known(self, fun: Callable[[list[str]], Awaitable[T]]) -> T:
