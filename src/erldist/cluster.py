@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from erldist import config as config_mod
+from erldist import registry
 from erldist.cluster_process import SyncProcess
 from erldist.errors import (
     AlreadyStarted,
@@ -391,3 +392,31 @@ def pg_local_members(group: Term, scope: str = "pg") -> list[Pid]:
 def pg_which_groups(scope: str = "pg") -> list[Term]:
     """``pg:which_groups/1``."""
     return _on_loop(lambda n: n.pg(scope).which_groups(), [])
+
+
+# --- the seed's registry (``erldist.registry``) from synchronous code -------------------
+
+
+def registry_register(name: str, pid: Pid) -> None:
+    """``registry.register``: ``RegistryInvalidArgument``, ``RegistryAlreadyExists``."""
+    local = _required_node()
+    _run(registry.register(local, name, pid), _GLOBAL_BUDGET)
+
+
+def registry_lookup(name: str) -> Pid:
+    """``registry.lookup``: the holder, or ``RegistryNotFound``."""
+    return _with_node(lambda n: registry.lookup(n, name))
+
+
+def registry_unregister(name: str) -> None:
+    """``registry.unregister``: ``RegistryNotFound`` or ``RegistryNotOwned``."""
+    local = _required_node()
+    _run(registry.unregister(local, name), _GLOBAL_BUDGET)
+
+
+def registry_lookup_with_timeout(name: str, timeout_ms: int, poll_ms: int) -> Pid:
+    """``registry.lookup_with_timeout``: polls; ``LookupNotFound`` after ``timeout_ms``."""
+    local = _required_node()
+    pid: Pid = _run(registry.lookup_with_timeout(local, name, timeout_ms, poll_ms),
+                    max(timeout_ms, 0) / 1000 + _GRACE)
+    return pid

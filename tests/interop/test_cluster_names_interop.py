@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from erldist import cluster, config
-from erldist.errors import GlobalNameNotRegistered
+from erldist.errors import (
+    GlobalNameNotRegistered,
+    LookupNotFound,
+    RegistryAlreadyExists,
+    RegistryInvalidArgument,
+    RegistryNotFound,
+    RegistryNotOwned,
+)
 from erldist.term.types import Atom
 from tests.support.otp import EpmdProcess, ErlNode, unique_name, wait_until
 
@@ -48,6 +55,25 @@ def test_names_and_groups_from_sync_code(release: str, epmd: EpmdProcess) -> Non
             cluster.send_name(Atom("no_such_name"), Atom("x"))
         cluster.unregister_name("sync.svc")
         assert erl.eval("global:whereis_name(<<\"sync.svc\">>).") == "undefined"
+
+        # The seed's registry, from sync code.
+        cluster.registry_register("reg.sync", proc.pid)
+        assert cluster.registry_lookup("reg.sync") == proc.pid
+        with pytest.raises(RegistryAlreadyExists):
+            cluster.registry_register("reg.sync", cluster.process().pid)
+        with pytest.raises(RegistryInvalidArgument):
+            cluster.registry_register("no way", proc.pid)
+        erl.eval("RP = spawn(fun() -> receive stop -> ok end end), "
+                 "yes = global:register_name(<<\"reg.erl\">>, RP).")
+        assert str(cluster.registry_lookup_with_timeout("reg.erl", 10_000, 20).node) \
+            == erl.name
+        with pytest.raises(RegistryNotOwned):
+            cluster.registry_unregister("reg.erl")
+        cluster.registry_unregister("reg.sync")
+        with pytest.raises(RegistryNotFound):
+            cluster.registry_lookup("reg.sync")
+        with pytest.raises(LookupNotFound):
+            cluster.registry_lookup_with_timeout("reg.never", 100, 20)
 
         cluster.pg_join(Atom("sync_group"), proc.pid)
         wait_until(lambda: erl.eval("length(pg:get_members(sync_group)).") == "1",
