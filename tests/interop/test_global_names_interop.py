@@ -24,9 +24,9 @@ from tests.support.otp import EpmdProcess, unique_name
 pytestmark = pytest.mark.interop
 
 
-async def _cluster(a: Erl, b: Erl, epmd: EpmdProcess) -> Node:
+async def _cluster(a: Erl, b: Erl, epmd: EpmdProcess, prefix: str = "py") -> Node:
     assert await a.eval(f"net_adm:ping('{b.name}').") == "pong"
-    py_name = f"{unique_name('py')}@127.0.0.1"
+    py_name = f"{unique_name(prefix)}@127.0.0.1"
     node = await Node.start(py_name, COOKIE, epmd_port=epmd.port)
     await node.connect(a.name)
     await node.connect(b.name)
@@ -112,10 +112,14 @@ def test_names_of_a_stopped_python_node_vanish(release: str, epmd: EpmdProcess) 
     run(scenario())
 
 
-def test_racing_for_one_name_leaves_one_owner(release: str, epmd: EpmdProcess) -> None:
+# "py" sorts last: the Python node is the boss whose lock every registration takes
+# first; "a0" sorts first: an Erlang node is the boss.
+@pytest.mark.parametrize("prefix", ["py", "a0"])
+def test_racing_for_one_name_leaves_one_owner(release: str, epmd: EpmdProcess,
+                                              prefix: str) -> None:
     async def scenario() -> None:
         async with _erl_pair(release, epmd) as (a, b):
-            node = await _cluster(a, b, epmd)
+            node = await _cluster(a, b, epmd, prefix)
             try:
                 await a.eval("Racer = fun(N) -> P = spawn(fun() -> receive stop -> ok end end),"
                              " {P, global:register_name(N, P)} end.")
