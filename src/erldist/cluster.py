@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from erldist import config as config_mod
+from erldist import registry
 from erldist.cluster_process import SyncProcess
 from erldist.errors import (
     AlreadyStarted,
@@ -437,3 +438,86 @@ def whereis(name: str) -> Pid | None:
     return _on_loop(lambda n: n.whereis(name), None)
 
 
+
+
+# --- global names and process groups ---------------------------------------------------
+
+#: A registration queues at the cluster's lock behind others; this bounds the wait.
+_GLOBAL_BUDGET = 120.0
+
+
+def register_name(name: Term, pid: Pid, *, resolve: str = "random_exit") -> bool:
+    """``global:register_name/3`` on the default node: True (yes) or False (no)."""
+    local = _required_node()
+    return bool(_run(local.register_name(name, pid, resolve=resolve), _GLOBAL_BUDGET))
+
+
+def unregister_name(name: Term) -> None:
+    """``global:unregister_name/1`` on the default node."""
+    local = _required_node()
+    _run(local.unregister_name(name), _GLOBAL_BUDGET)
+
+
+def whereis_name(name: Term) -> Pid | None:
+    """``global:whereis_name/1``, from the replicated table."""
+    return _on_loop(lambda n: n.whereis_name(name), None)
+
+
+def send_name(name: Term, message: Term) -> Pid:
+    """``global:send/2``: ``GlobalNameNotRegistered`` if nobody holds ``name``."""
+    local = _required_node()
+    pid: Pid = _run(local.send_name(name, message), local.config.connect_timeout + _GRACE)
+    return pid
+
+
+def pg_join(group: Term, pids: Pid | list[Pid], scope: str = "pg") -> None:
+    """``pg:join/3`` for processes of the default node."""
+    _with_node(lambda n: n.pg(scope).join(group, pids))
+
+
+def pg_leave(group: Term, pids: Pid | list[Pid], scope: str = "pg") -> bool:
+    """``pg:leave/3``: False for ``not_joined``."""
+    return _with_node(lambda n: n.pg(scope).leave(group, pids))
+
+
+def pg_members(group: Term, scope: str = "pg") -> list[Pid]:
+    """``pg:get_members/2``."""
+    return _on_loop(lambda n: n.pg(scope).get_members(group), [])
+
+
+def pg_local_members(group: Term, scope: str = "pg") -> list[Pid]:
+    """``pg:get_local_members/2``."""
+    return _on_loop(lambda n: n.pg(scope).get_local_members(group), [])
+
+
+def pg_which_groups(scope: str = "pg") -> list[Term]:
+    """``pg:which_groups/1``."""
+    return _on_loop(lambda n: n.pg(scope).which_groups(), [])
+
+
+# --- the seed's registry (``erldist.registry``) from synchronous code -------------------
+
+
+def registry_register(name: str, pid: Pid) -> None:
+    """``registry.register``: ``RegistryInvalidArgument``, ``RegistryAlreadyExists``."""
+    local = _required_node()
+    _run(registry.register(local, name, pid), _GLOBAL_BUDGET)
+
+
+def registry_lookup(name: str) -> Pid:
+    """``registry.lookup``: the holder, or ``RegistryNotFound``."""
+    return _with_node(lambda n: registry.lookup(n, name))
+
+
+def registry_unregister(name: str) -> None:
+    """``registry.unregister``: ``RegistryNotFound`` or ``RegistryNotOwned``."""
+    local = _required_node()
+    _run(registry.unregister(local, name), _GLOBAL_BUDGET)
+
+
+def registry_lookup_with_timeout(name: str, timeout_ms: int, poll_ms: int) -> Pid:
+    """``registry.lookup_with_timeout``: polls; ``LookupNotFound`` after ``timeout_ms``."""
+    local = _required_node()
+    pid: Pid = _run(registry.lookup_with_timeout(local, name, timeout_ms, poll_ms),
+                    max(timeout_ms, 0) / 1000 + _GRACE)
+    return pid

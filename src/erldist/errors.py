@@ -32,6 +32,7 @@ __all__ = [
     "EncodeFailed",
     "EpmdError",
     "ErldistError",
+    "GlobalNameNotRegistered",
     "InsufficientData",
     "InvalidArgument",
     "InvalidBinary",
@@ -42,6 +43,10 @@ __all__ = [
     "InvalidValue",
     "ListTooLong",
     "LocalProtocolError",
+    "LookupInvalidPollInterval",
+    "LookupInvalidTimeout",
+    "LookupNodeDown",
+    "LookupNotFound",
     "NameTaken",
     "NetworkError",
     "NoProcess",
@@ -50,6 +55,11 @@ __all__ = [
     "ProcessError",
     "ProcessExited",
     "ProtocolError",
+    "RegistryAlreadyExists",
+    "RegistryError",
+    "RegistryInvalidArgument",
+    "RegistryNotFound",
+    "RegistryNotOwned",
     "RemoteProtocolError",
     "RpcError",
     "RpcExit",
@@ -444,6 +454,83 @@ class NoProcess(ProcessError):
     def __init__(self, target: object) -> None:
         super().__init__(f"no process {target!r}")
         self.target = target
+
+
+class GlobalNameNotRegistered(ProcessError):
+    """``global:send`` to a name no process holds (Erlang exits ``{badarg, {Name, Msg}}``)."""
+
+    def __init__(self, name: object) -> None:
+        super().__init__(f"no process is registered globally as {name!r}")
+        self.name = name
+
+
+# --- the registry (distribute/registry) -----------------------------------------------
+
+
+class RegistryError(ErldistError):
+    """A registry operation (``erldist.registry``, the seed's ``distribute/registry``)."""
+
+
+class RegistryInvalidArgument(RegistryError, ValueError):
+    """A name breaking the rules: 1..255 bytes of ``[A-Za-z0-9._-]``."""
+
+
+class RegistryAlreadyExists(RegistryError):
+    """The name is held by another process (``global`` said ``no``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the name {name!r} is already registered")
+        self.name = name
+
+
+class RegistryNotFound(RegistryError):
+    """No process holds the name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no process is registered as {name!r}")
+        self.name = name
+
+
+class RegistryNotOwned(RegistryError):
+    """``unregister`` of a name held by a process of another node."""
+
+    def __init__(self, name: str, owner_node: str) -> None:
+        super().__init__(f"the name {name!r} is held on {owner_node}, not on this node")
+        self.name = name
+        self.owner_node = owner_node
+
+
+class LookupInvalidTimeout(RegistryError, ValueError):
+    """A polling lookup's timeout must be positive."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"lookup timeout must be positive, got {value!r}")
+        self.value = value
+
+
+class LookupInvalidPollInterval(RegistryError, ValueError):
+    """A polling lookup's poll interval must be positive."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"lookup poll interval must be positive, got {value!r}")
+        self.value = value
+
+
+class LookupNotFound(RegistryError, TimeoutError):
+    """The name did not appear within the lookup's timeout."""
+
+    def __init__(self, name: str, timeout_ms: int) -> None:
+        super().__init__(f"{name!r} was not registered within {timeout_ms} ms")
+        self.name = name
+
+
+class LookupNodeDown(RegistryError):
+    """The node expected to host the name went down while the lookup waited."""
+
+    def __init__(self, name: str, node: str) -> None:
+        super().__init__(f"{node} went down while waiting for {name!r}")
+        self.name = name
+        self.node = node
 
 
 # --- calls ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ __all__ = [
     "ConnectAttemptFailed",
     "DecodeFailed",
     "EpmdFallback",
+    "GlobalNameConflict",
+    "GroupChanged",
     "HandshakeRejected",
     "MessageDropped",
     "NodeDown",
@@ -220,6 +222,25 @@ class ActorUnregistered:
     removed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class GlobalNameConflict:
+    """Two partitions met holding ``name`` for different pids; ``kept`` is the pid
+    that keeps it, or ``"none"`` when the name went."""
+
+    name: str
+    kept: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """``pids`` joined or left (``action``) ``group`` of the ``pg`` ``scope``."""
+
+    scope: str
+    group: str
+    action: str
+    pids: tuple[str, ...]
+
+
 TelemetryEvent: TypeAlias = (
     MessageDropped
     | ProcessFailed
@@ -237,6 +258,8 @@ TelemetryEvent: TypeAlias = (
     | ActorRegistered
     | ActorRegistrationFailed
     | ActorUnregistered
+    | GlobalNameConflict
+    | GroupChanged
 )
 Handler: TypeAlias = Callable[[TelemetryEvent], object]
 

@@ -244,6 +244,11 @@ def test_full_sync_as_otp_drives_it() -> None:
 
     node.deliver(A, (CAST, (Atom("resolved"), A, [], [(B, 8)], Atom("unused"), [], tag)))
     assert b_conn.take() == [gns((CAST, (Atom("in_sync"), ME, True)))]
+    # A's name is now in our table, and we monitor its holder as every member does.
+    assert compat.where(Atom("x")) == Pid(A, 9, 0, 7)
+    [name_monitor] = conn.take()
+    assert isinstance(name_monitor, control.MonitorP)
+    assert name_monitor.to_proc == Pid(A, 9, 0, 7)
 
     assert del_lock(node, *lock_id) is True
     [demonitor] = conn.take()
@@ -273,6 +278,7 @@ def test_a_node_the_peer_knows_is_dialed_and_told_we_are_in_sync() -> None:
     conn, tag = joined(node)
 
     async def scenario() -> None:
+        node.deliver(A, (CAST, (Atom("exchange"), A, [], [], tag)))
         node.deliver(A, (CAST, (Atom("resolved"), A, [], [B], Atom("unused"), [], tag)))
         await settle()
 
@@ -282,7 +288,7 @@ def test_a_node_the_peer_knows_is_dialed_and_told_we_are_in_sync() -> None:
     # B's own init_connect gets no answer: we are in sync with it already.
     node.deliver(B, init_connect(5, B, B_LOCKER))
     assert node.conns[B].take() == []
-    assert conn.take() == []
+    assert conn.take() == [gns((CAST, (Atom("resolved"), ME, [], [], Atom("unused"), [], A_TAG)))]
 
 
 async def settle() -> None:
@@ -382,6 +388,7 @@ def test_a_mismatched_ack_cancels_and_restarts() -> None:
 def test_node_down_forgets_the_peer() -> None:
     node, _ = start()
     _, tag = joined(node)
+    node.deliver(A, (CAST, (Atom("exchange"), A, [], [], tag)))
     node.deliver(A, (CAST, (Atom("resolved"), A, [], [], Atom("unused"), [], tag)))
     node.down(A)
     _, new_tag = opened(node)  # a fresh handshake, not an in_sync

@@ -26,6 +26,7 @@ from erldist.errors import (
     ConnectFailed,
     ConnectIgnored,
     EpmdError,
+    GlobalNameNotRegistered,
     InvalidArgument,
     InvalidCookieFormat,
     InvalidNodeFormat,
@@ -66,12 +67,15 @@ from erldist.runtime.peers import Identity, Peers
 from erldist.runtime.process import Destination, Process
 from erldist.runtime.router import Router
 from erldist.runtime.rpc import MAX_RPC_WORKERS, Exposed, RpcClient, RpcServer
+from erldist.runtime.services.global_names import RESOLVERS
 from erldist.runtime.services.io_server import IoServer
 from erldist.runtime.services.mesh import Mesh
 from erldist.runtime.services.net_kernel import NetKernel
+from erldist.runtime.services.pg import DEFAULT_SCOPE, PgScope
 from erldist.runtime.services.rex import Rex
+from erldist.runtime.termkey import term_text
 from erldist.runtime.tls import TlsContexts, TlsListener, TlsSettings
-from erldist.term.types import Atom, Pid, Reference, Term
+from erldist.term.types import Atom, Export, Pid, Reference, Term
 
 __all__ = ["Node"]
 
@@ -111,6 +115,7 @@ class Node:
         self._rex: Rex | None = None
         self._mesh: Mesh | None = None
         self.global_compat: GlobalCompat | None = None
+        self._scopes: dict[str, PgScope] = {}
         self._connect_all = True
 
     # --- starting --------------------------------------------------------------------
@@ -216,6 +221,10 @@ class Node:
                               visible_peers=lambda: peers.names(visible=True),
                               dial=lambda peer: peers.ensure(peer, None))
         self.global_compat = GlobalCompat(self, router)
+        # An Erlang node settling a name clash for a name held here asks this node
+        # through rpc:call(Node, global, resolve_it, [Method, Name, Pid1, Pid2]).
+        self._rpc_server.expose("global", "resolve_it", self.global_compat.resolve_it)
+        self._scopes[DEFAULT_SCOPE] = PgScope(self, router, DEFAULT_SCOPE)
         peers.accepting = True
 
     # --- identity --------------------------------------------------------------------
@@ -570,6 +579,71 @@ class Node:
             raise ConnectIgnored()
         return await self._rpc.rpc(node, module, function, args, timeout)
 
+    # --- global names (OTP ``global``) ---------------------------------------------------
+
+    def _global(self) -> GlobalCompat:
+        if self.global_compat is None or not self._running:
+            raise ConnectIgnored()
+        return self.global_compat
+
+    async def register_name(self, name: Term, pid: Pid, *, resolve: str = "random_exit") -> bool:
+        """``global:register_name/3``: True if ``pid`` now holds ``name`` cluster-wide,
+        False if the name is taken or ``pid`` already has a global name.
+
+        ``name`` is any term: ``Atom("x")`` for an atom, a ``str`` for a UTF-8
+        binary (Elixir and Gleam names). ``resolve`` picks what happens when
+        two partitions meet holding the name: ``random_exit`` (OTP's default:
+        the pid on the node that sorts last is killed), ``random_notify`` or
+        ``notify_all``.
+        """
+        yes = await self._global().registrar.register(name, pid, _resolver(resolve))
+        if yes:
+            telemetry.emit(telemetry.ActorRegistered(term_text(name)))
+        else:
+            telemetry.emit(telemetry.ActorRegistrationFailed(term_text(name), "taken"))
+        return yes
+
+    async def re_register_name(self, name: Term, pid: Pid, *, resolve: str = "random_exit"
+                               ) -> None:
+        """``global:re_register_name/3``: ``name`` is ``pid``'s, whoever held it."""
+        await self._global().registrar.re_register(name, pid, _resolver(resolve))
+        telemetry.emit(telemetry.ActorRegistered(term_text(name)))
+
+    async def unregister_name(self, name: Term) -> None:
+        """``global:unregister_name/1`` (nothing happens for a name nobody holds)."""
+        held = self._global().where(name) is not None
+        await self._global().registrar.unregister(name)
+        telemetry.emit(telemetry.ActorUnregistered(term_text(name), held))
+
+    def whereis_name(self, name: Term) -> Pid | None:
+        """``global:whereis_name/1``, from the replicated table: no round trip."""
+        return self._global().where(name)
+
+    def registered_names(self) -> list[Term]:
+        """``global:registered_names/0``."""
+        return [row.name for row in self._global().names.rows()]
+
+    async def send_name(self, name: Term, message: Term, *, sender: Pid | None = None) -> Pid:
+        """``global:send/2``: send to the holder of ``name`` and return its pid;
+        ``GlobalNameNotRegistered`` if nobody holds it."""
+        pid = self._global().where(name)
+        if pid is None:
+            raise GlobalNameNotRegistered(name)
+        await self.send(pid, message, sender=sender)
+        return pid
+
+    # --- process groups (OTP ``pg``) --------------------------------------------------------
+
+    def pg(self, scope: str = DEFAULT_SCOPE) -> PgScope:
+        """The ``pg`` scope ``scope`` of this node (``pg``, the default, always runs;
+        another is started on first use, as ``pg:start(Scope)`` would be)."""
+        found = self._scopes.get(scope)
+        if found is None:
+            if not self._running:
+                raise ConnectIgnored()
+            found = self._scopes[scope] = PgScope(self, self.router, scope)
+        return found
+
     def _system_pid(self) -> Pid:
         assert self._calls is not None
         return self._calls.process.pid
@@ -597,6 +671,8 @@ class Node:
             self._mesh.close()
         if self._rex is not None:
             self._rex.close()
+        for scope in self._scopes.values():
+            scope.close()
         if self._router is not None:
             self._router.close()
         if self._registration is not None:
@@ -619,6 +695,14 @@ class Node:
 def _node_type(conn: Connection) -> NodeType:
     """Which kind of peer ``conn`` links to, for NodeUp/NodeDown (``nodes()`` lists visible)."""
     return "visible" if conn.visible else "hidden"
+
+
+def _resolver(resolve: str) -> Export:
+    try:
+        return RESOLVERS[resolve]
+    except KeyError:
+        raise InvalidArgument(
+            f"resolve must be one of {sorted(RESOLVERS)}, not {resolve!r}") from None
 
 
 def _overflow(value: str | None) -> Overflow | None:

@@ -592,9 +592,14 @@ class Router:
             link.send_signal(signal)
         return ref
 
-    def monitor_nowait(self, proc: Process, target: Pid | tuple[str, str]) -> Reference:
-        """``monitor`` for services: never dials; an unconnected node is ``noconnection``."""
-        ref = self.make_ref()
+    def monitor_nowait(
+        self, proc: Process, target: Pid | tuple[str, str], ref: Reference | None = None
+    ) -> Reference:
+        """``monitor`` for services: never dials; an unconnected node is ``noconnection``.
+
+        ``ref`` is for a monitor whose reference was handed out before it could be made.
+        """
+        ref = ref or self.make_ref()
         node, to = self.resolve(target)
         assert not isinstance(to, Reference)
         obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, Atom(node))
