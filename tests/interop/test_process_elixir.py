@@ -11,10 +11,12 @@ import asyncio
 import functools
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from erldist import Atom, Down, Exit, Node, Pid
+from erldist.runtime.gen_server import From, GenServer
 from tests.support.aio import wait_for
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
@@ -150,5 +152,42 @@ async def test_python_monitors_and_traps_an_elixir_process(
         got = {await trapping.receive(10), await trapping.receive(10)}
         assert got == {Down(ref, target, (Atom("custom"), 1)),
                        Exit(target, (Atom("custom"), 1))}
+    finally:
+        await py.stop()
+
+
+class Adder(GenServer):
+    """Adds what it is asked to; counts the casts it got."""
+
+    def __init__(self) -> None:
+        self.casts = 0
+
+    def handle_call(self, request: Any, from_: From) -> Any:
+        match request:
+            case (Atom("add"), int() as a, int() as b):
+                return a + b
+        return Atom("unknown")
+
+    def handle_cast(self, request: Any) -> None:
+        self.casts += 1
+
+
+async def test_elixir_calls_a_python_gen_server_by_its_global_name(
+    epmd: EpmdProcess, ex: ErlNode
+) -> None:
+    py = await start_py(epmd)
+    try:
+        adder = Adder()
+        pid = await py.start_server(adder)
+        await py.connect(ex.name)
+        assert await py.register_name("py_adder", pid)  # a binary name, as Elixir and Gleam use
+        got = await elixir(ex, """
+            :global.sync()
+            {GenServer.call({:global, "py_adder"}, {:add, 40, 2}),
+             GenServer.cast({:global, "py_adder"}, :hello),
+             :global.whereis_name("py_adder") |> node()}
+            """)
+        assert got == f"{{42,ok,'{py.name}'}}"
+        await wait_for(lambda: adder.casts == 1, 20, "the cast to arrive")
     finally:
         await py.stop()
