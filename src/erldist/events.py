@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, cast
 
+from erldist.errors import InvalidArgument
+
 __all__ = [
     "ClusterEvent",
     "NodeDown",
@@ -51,10 +53,10 @@ ClusterEvent: TypeAlias = NodeUp | NodeDown
 
 
 def check_node_types(node_types: object) -> NodeTypes:
-    """``node_types`` if it is one a subscriber may ask for, else ``ValueError``."""
+    """``node_types`` if it is one a subscriber may ask for, else ``InvalidArgument``."""
     if node_types in _NODE_TYPES:
         return cast(NodeTypes, node_types)
-    raise ValueError(f"node_type must be 'visible', 'hidden' or 'all', not {node_types!r}")
+    raise InvalidArgument(f"node_type must be 'visible', 'hidden' or 'all', not {node_types!r}")
 
 
 def wanted(event: ClusterEvent, node_types: NodeTypes) -> bool:

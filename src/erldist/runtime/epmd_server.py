@@ -39,7 +39,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from erldist.errors import EpmdError
+from erldist.errors import EpmdError, InvalidArgument
 from erldist.protocol.epmd import (
     ALIVE2_REQ,
     MAX_REQUEST,
@@ -203,10 +203,10 @@ class EpmdServer:
         max_pending_per_address: int = DEFAULT_MAX_PENDING_PER_ADDRESS,
     ) -> None:
         if max_connections <= max_registrations:
-            raise ValueError("max_connections must exceed max_registrations "
-                             "(every registration holds a connection)")
+            raise InvalidArgument("max_connections must exceed max_registrations "
+                                  "(every registration holds a connection)")
         if max_pending_per_address < 1:
-            raise ValueError("max_pending_per_address must be at least 1")
+            raise InvalidArgument("max_pending_per_address must be at least 1")
         self.max_registrations = max_registrations
         self.max_connections = max_connections
         self.request_timeout = request_timeout

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from erldist.errors import InvalidArgument
 from erldist.names import NameFormatError, NodeName, parse_node_name
 
 __all__ = [
@@ -60,7 +61,7 @@ class SuggestedDialer:
         on_failure: Callable[[NodeName, Exception], object] | None = None,
     ) -> None:
         if min(max_in_flight, max_waiting, max_failed) < 1:
-            raise ValueError("every SuggestedDialer bound must be at least 1")
+            raise InvalidArgument("every SuggestedDialer bound must be at least 1")
         self._local = local
         self._dial = dial
         self._on_failure = on_failure
