@@ -244,6 +244,15 @@ class GlobalCompat:
         """The members we have synced with (OTP's ``get_known``), sorted."""
         return sorted(self._known)
 
+    def members(self) -> list[str]:
+        """The known members we are connected to, sorted: the ones whose lock counts.
+
+        A node a peer mentioned is known before we reach it (as in OTP); locking
+        it would dial it from a lock attempt, and a peer's words must neither
+        open connections beyond the suggested-dial bounds nor spend the atom budget.
+        """
+        return sorted(n for n in self._known if self._node.connection(n) is not None)
+
     # --- node events -----------------------------------------------------------------
 
     def _on_event(self, event: ClusterEvent) -> None:

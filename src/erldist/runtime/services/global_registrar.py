@@ -76,7 +76,7 @@ class GlobalRegistrar:
         """OTP's ``lock_nodes_safely``: lock the boss of our side, then us and
         ``peer``, then every node we know; the nodes locked, or None (nothing held)."""
         me = self._server.node_name
-        first = [max([me, *self._server.known()])]
+        first = [max([me, *self._server.members()])]
         if first != [me] and not self._server.can_set_lock(lock_id):
             return None
         if not await self._set_lock_on(lock_id, first):
@@ -85,7 +85,7 @@ class GlobalRegistrar:
         if not await self._set_lock_on(lock_id, second):
             await self._multi_call(first, (Atom("del_lock"), lock_id))
             return None
-        rest = [n for n in self._server.known() if n not in first and n != peer]
+        rest = [n for n in self._server.members() if n not in first and n != peer]
         if not await self._set_lock_on(lock_id, rest):
             await self._multi_call([*first, *second], (Atom("del_lock"), lock_id))
             return None
@@ -112,12 +112,12 @@ class GlobalRegistrar:
     async def _set_lock_known(self, lock_id: Any) -> list[str]:
         times = 0
         while True:
-            known = self._server.known()
+            known = self._server.members()
             nodes = [self._server.node_name, *known]
             boss = max(nodes)
             if await self._set_lock_on(lock_id, [boss]):
                 if await self._set_lock_on(lock_id, nodes) and not (
-                        set(self._server.known()) - set(known)):
+                        set(self._server.members()) - set(known)):
                     return nodes
                 await self._multi_call([boss], (Atom("del_lock"), lock_id))
             await self._random_sleep(times)
