@@ -75,7 +75,7 @@ import logging
 import secrets
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from erldist import telemetry
 from erldist.errors import CallError, ConnectError
@@ -91,12 +91,10 @@ from erldist.runtime.services.global_names import (
     resolve_reply,
 )
 from erldist.runtime.services.global_registrar import GlobalRegistrar
+from erldist.runtime.services.host import ServiceHost
 from erldist.runtime.suggested_dials import DialFunction, SuggestedDialer
 from erldist.runtime.termkey import term_key, term_text
 from erldist.term.types import Atom, Pid, Reference, Term
-
-if TYPE_CHECKING:
-    from erldist.runtime.node import Node
 
 __all__ = [
     "GLOBAL_NAME_SERVER",
@@ -172,7 +170,9 @@ class _Lock:
 class GlobalCompat:
     """Registers ``global_name_server`` (and a locker pid) on ``node`` and runs the sync."""
 
-    def __init__(self, node: Node, router: Router, *, dial: DialFunction | None = None) -> None:
+    def __init__(
+        self, node: ServiceHost, router: Router, *, dial: DialFunction | None = None
+    ) -> None:
         """``dial`` connects to a name a peer mentioned without charging the atom
         budget; by default the node's peer table (see ``_uncharged``)."""
         self._node = node
@@ -805,7 +805,7 @@ class GlobalCompat:
         self._send(peer, (_GEN_CAST, request))
 
 
-def _uncharged(node: Node) -> DialFunction:
+def _uncharged(node: ServiceHost) -> DialFunction:
     """The default dial for names a peer mentioned: the node's peer table, minus the
     budget (``Node.connect`` charges the user's atom budget; ``Peers.ensure`` is the
     same path without that charge)."""

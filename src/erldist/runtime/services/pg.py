@@ -21,17 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from erldist import telemetry
 from erldist.events import ClusterEvent, NodeUp
 from erldist.runtime.process import Down
 from erldist.runtime.router import Router
+from erldist.runtime.services.host import ServiceHost
 from erldist.runtime.termkey import term_key, term_text
 from erldist.term.types import Atom, Pid, Reference, Term
-
-if TYPE_CHECKING:
-    from erldist.runtime.node import Node
 
 __all__ = ["DEFAULT_SCOPE", "PgScope"]
 
@@ -68,7 +66,7 @@ class _Peer:
 class PgScope:
     """One ``pg`` scope on this node."""
 
-    def __init__(self, node: Node, router: Router, scope: str) -> None:
+    def __init__(self, node: ServiceHost, router: Router, scope: str) -> None:
         self.scope = scope
         self._node = node
         self._router = router
