@@ -332,7 +332,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     while time.monotonic() < end:
         now = time.monotonic()
         if now >= next_kill and now < end - args.quiet:
-            victim: PyHost | ErlPeer = rng.choice([*hosts, *erls])
+            candidates: list[PyHost | ErlPeer] = [*hosts, *erls]
+            victim = rng.choice(candidates)
             victim.kill()
             kills["python_process" if isinstance(victim, PyHost) else "erl"] += 1
             time.sleep(args.down)
