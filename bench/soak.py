@@ -47,7 +47,7 @@ HOST = "127.0.0.1"
 COOKIE = "soakcookie"
 
 
-def _erl_setup(peers: list[str], interval_ms: int, call_ms: int) -> str:
+def _erl_setup(name: str, peers: list[str], interval_ms: int, call_ms: int) -> str:
     """The Erlang side of the soak, as one expression for the ``ErlNode`` evaluator."""
     peer_list = ",".join(f"'{p}'" for p in peers)
     return f"""
@@ -70,6 +70,7 @@ SoakServe = fun SoakServeLoop() ->
   end
 end,
 register(soak, spawn(SoakServe)),
+{{ok, _}} = net_kernel:start(['{name}', longnames]),
 SoakSend = fun SoakSendLoop(SPeer, SE, SN) ->
   case ets:member(soak_tab, stop) of
     true -> ok;
@@ -103,7 +104,7 @@ end,
      ets:insert(soak_tab, {{{{epoch, SP}}, 0}}), monitor_node(SP, true), SoakSend(SP, 0, 0)
    end),
    spawn(fun() -> SoakCall(SP, 1) end)
- end || SP <- [{peer_list}], SP =/= node()],
+ end || SP <- [{peer_list}], SP =/= '{name}'],
 ok.
 """
 
@@ -211,12 +212,13 @@ class ErlPeer:
     kills: int = 0
 
     def start(self) -> None:
-        self.node = ErlNode(self.release, name=self.name, cookie=COOKIE,
-                            epmd_port=self.epmd_port,
-                            extra_args=("-kernel", "net_ticktime", str(int(self.args.ticktime)),
-                                        "-connect_all", "false"))
+        # Distribution starts only once `soak` is registered: a message that came
+        # before would be dropped and counted as lost.
+        self.node = ErlNode(self.release, cookie=COOKIE, epmd_port=self.epmd_port,
+                            extra_args=("-setcookie", COOKIE, "-kernel", "net_ticktime",
+                                        str(int(self.args.ticktime)), "-connect_all", "false"))
         self.reaper.process(self.node.proc)
-        self.node.eval(_erl_setup(self.peers, int(self.args.interval * 1000),
+        self.node.eval(_erl_setup(self.name, self.peers, int(self.args.interval * 1000),
                                   int(self.args.call_interval * 1000)), 60)
 
     def kill(self) -> None:
@@ -282,12 +284,15 @@ def _analyse(final: list[dict[str, Any]], figures: Figures) -> dict[str, Any]:
         for s, inc, ep, n, _last, _dups in snap["received"]:
             seen[(s, inc, ep)] += n
     lost_clean = lost_broken = clean_pairs = 0
+    losses: list[list[Any]] = []
     for r in final:
         for peer, ep, n, clean in r["sent"]:
             got = receivers.get(peer, Counter())[(r["node"], r["incarnation"], ep)]
             if clean:
                 clean_pairs += 1
                 lost_clean += n - got
+                if got != n:
+                    losses.append([r["node"], peer, ep, n, got])
             else:
                 lost_broken += max(0, n - got)
     sent = sum(n for s in figures.snapshots.values() for _p, _e, n, _c in s["sent"])
@@ -297,6 +302,7 @@ def _analyse(final: list[dict[str, Any]], figures: Figures) -> dict[str, Any]:
     calls_failed = sum(sum(s["calls_failed"].values()) for s in figures.snapshots.values())
     return {"sent": sent, "delivered": delivered, "duplicated": duplicated,
             "lost_clean": lost_clean, "clean_pairs": clean_pairs,
+            "clean_losses": losses,
             "unaccounted_after_nodedown": lost_broken,
             "calls_ok": calls_ok, "calls_failed": calls_failed}
 
