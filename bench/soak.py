@@ -47,9 +47,15 @@ HOST = "127.0.0.1"
 COOKIE = "soakcookie"
 
 
-def _erl_setup(name: str, peers: list[str], interval_ms: int, call_ms: int) -> str:
-    """The Erlang side of the soak, as one expression for the ``ErlNode`` evaluator."""
+def _erl_setup(name: str, peers: list[str], interval_ms: int, call_ms: int,
+               ticktime: float) -> str:
+    """The Erlang side of the soak, as one expression for the ``ErlNode`` evaluator.
+
+    ``net_kernel:start/1`` ignores ``-kernel net_ticktime``: its third element,
+    the tick interval in ms (a quarter of the tick time), sets it.
+    """
     peer_list = ",".join(f"'{p}'" for p in peers)
+    tick_ms = int(ticktime * 1000 / 4)
     return f"""
 SoakTab = ets:new(soak_tab, [named_table, public, set]),
 SoakInc = erlang:system_time(microsecond),
@@ -70,7 +76,7 @@ SoakServe = fun SoakServeLoop() ->
   end
 end,
 register(soak, spawn(SoakServe)),
-{{ok, _}} = net_kernel:start(['{name}', longnames]),
+{{ok, _}} = net_kernel:start(['{name}', longnames, {tick_ms}]),
 SoakSend = fun SoakSendLoop(SPeer, SE, SN) ->
   case ets:member(soak_tab, stop) of
     true -> ok;
@@ -219,7 +225,8 @@ class ErlPeer:
                                         str(int(self.args.ticktime)), "-connect_all", "false"))
         self.reaper.process(self.node.proc)
         self.node.eval(_erl_setup(self.name, self.peers, int(self.args.interval * 1000),
-                                  int(self.args.call_interval * 1000)), 60)
+                                  int(self.args.call_interval * 1000), self.args.ticktime), 60)
+        assert self.node.eval("net_kernel:get_net_ticktime().") == str(int(self.args.ticktime))
 
     def kill(self) -> None:
         assert self.node is not None
