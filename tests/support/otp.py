@@ -166,11 +166,13 @@ class ErlNode:
         epmd_port: int | None = None,
         extra_args: Sequence[str] = (),
         start_timeout: float = 60.0,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.release = release
         self.name: str = name or "nonode@nohost"
         self.cookie = cookie
-        args = [erl_path(release), "-noshell"]
+        # ``prefix``: a command to run ``erl`` under, e.g. ``ip netns exec NS``.
+        args = [*prefix, erl_path(release), "-noshell"]
         if name is not None:
             flag = "-name" if "." in name.partition("@")[2] else "-sname"
             args += [flag, name, "-setcookie", cookie, "-start_epmd", "false"]
