@@ -70,8 +70,13 @@ class Peer:
     name: str
     state: PeerState
     settled: asyncio.Future[None]
+    #: The established connection, once UP.
     conn: Connection | None = None
     dial: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The socket our own dial opened, until that dial ends. Kept apart from
+    #: ``conn``: a dial that loses a simultaneous connect must never take the
+    #: place of the connection that won.
+    dialing: Connection | None = None
     #: The peer's own attempt won a simultaneous connect; ours is abandoned.
     superseded: bool = False
 
@@ -190,8 +195,8 @@ class Peers:
         if self.identity.name_str > peer:
             return "nok"
         record.superseded = True
-        if record.conn is not None:
-            record.conn.abort("superseded")
+        if record.dialing is not None:
+            record.dialing.abort("superseded")
         elif record.dial is not None:
             record.dial.cancel()
         return "ok_simultaneous"
@@ -303,7 +308,7 @@ class Peers:
                     )
                 else:
                     conn = await self._dial_tls(machine, peer, address.port, remaining)
-            record.conn = conn
+            record.dialing = conn
             await conn.established
         except Exception as exc:
             if isinstance(exc, HandshakeError) and _refused_with_nok(record):
@@ -312,6 +317,8 @@ class Peers:
             if record.superseded:
                 return  # the peer's own attempt won; its connection settles the record
             self._fail(record, exc)
+        finally:
+            record.dialing = None
 
     async def _dial_tls(self, machine: Initiator, peer: NodeName, port: int,
                         timeout: float) -> Connection:
@@ -367,7 +374,7 @@ class Peers:
                 if not record.settled.done():
                     record.settled.set_exception(ConnectIgnored())
                     record.settled.exception()
-        conns = [r.conn for r in self._peers.values() if r.conn is not None]
+        conns = [c for r in self._peers.values() for c in (r.conn, r.dialing) if c is not None]
         conns += list(self._handshaking)
         for conn in conns:
             conn.close("node_stopped")
@@ -401,7 +408,7 @@ class _RateLimited:
 
 def _refused_with_nok(record: Peer) -> bool:
     """Whether the peer answered our send_name with ``nok`` (it dials us instead)."""
-    conn = record.conn
+    conn = record.dialing
     machine = conn.initiator if conn is not None else None
     return machine is not None and machine.status == "nok"
 
