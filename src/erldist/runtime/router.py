@@ -576,11 +576,7 @@ class Router:
         self._alive(proc)
         if isinstance(target, Reference):
             raise InvalidArgument("monitor a pid, a name or (name, node), not an alias")
-        ref = ref or self.make_ref()
-        node, to = self.resolve(target)
-        assert not isinstance(to, Reference)
-        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, Atom(node))
-        proc.state.monitors[ref] = _Monitor(to, node, obj)
+        ref, node, to = self._record_monitor(proc, target, ref)
         signal = MonitorSignal(proc.pid, to, ref)
         if node == self.name:
             self._emit(node, signal)
@@ -599,16 +595,23 @@ class Router:
 
         ``ref`` is for a monitor whose reference was handed out before it could be made.
         """
-        ref = ref or self.make_ref()
-        node, to = self.resolve(target)
-        assert not isinstance(to, Reference)
-        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, Atom(node))
-        proc.state.monitors[ref] = _Monitor(to, node, obj)
+        ref, node, to = self._record_monitor(proc, target, ref)
         if node == self.name or self._net.link_to(node) is not None:
             self._emit(node, MonitorSignal(proc.pid, to, ref))
         else:
             self._emit(self.name, DownSignal(to, proc.pid, ref, NOCONNECTION))
         return ref
+
+    def _record_monitor(
+        self, proc: Process, target: Destination, ref: Reference | None
+    ) -> tuple[Reference, str, Pid | Atom]:
+        """Note that ``proc`` monitors ``target``: its reference, node and wire name."""
+        ref = ref or self.make_ref()
+        node, to = self.resolve(target)
+        assert not isinstance(to, Reference)
+        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, Atom(node))
+        proc.state.monitors[ref] = _Monitor(to, node, obj)
+        return ref, node, to
 
     def demonitor(self, proc: Process, ref: Reference, *, flush: bool = False) -> bool:
         monitor = proc.state.monitors.pop(ref, None)
