@@ -1,14 +1,17 @@
-"""Session-wide guard: no test may reach (or start) an EPMD on the system port.
+"""Session-wide guards for the processes tests start.
 
-Tests pass their private EPMD port explicitly; this default catches any call
-that forgets to, so it lands on a private port instead of fighting a system
-``epmd`` on 4369.
+No test may reach (or start) an EPMD on the system port: tests pass their
+private EPMD port explicitly; this default catches any call that forgets to,
+so it lands on a private port instead of fighting a system ``epmd`` on 4369.
+An ``erl`` that dies writes its crash dump to the temporary folder, never
+into the checkout.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import tempfile
 
 import pytest
 
@@ -16,6 +19,8 @@ from tests.support.aio import run
 from tests.support.otp import free_port
 
 os.environ["ERL_EPMD_PORT"] = str(free_port())
+os.environ["ERL_CRASH_DUMP"] = os.path.join(tempfile.gettempdir(),
+                                            f"erldist-tests-{os.getpid()}-erl_crash.dump")
 
 
 @pytest.hookimpl(tryfirst=True)
