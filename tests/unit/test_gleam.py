@@ -75,7 +75,7 @@ def test_the_messages_are_the_cards_terms_byte_for_byte() -> None:
     assert encode(gleam.from_name(PID, "counter", INT).message(42)) == bytes.fromhex(
         "8368026d00000007636f756e7465726d00000008000000000000002a")
     assert encode(gleam.from_name(PID, "worker_3", STRING).message("hi")) == bytes.fromhex(
-        "8368026d00000008776f726b65725f336d0000000600000002 6869"))
+        "8368026d00000008776f726b65725f336d00000006000000026869")
     assert encode(gleam.from_pid(PID, BOOL).message(True)) == bytes.fromhex(
         "83680277036e696c6d0000000101")
     assert encode(Subject(PID, REF, INT).message(8)) == bytes.fromhex(
