@@ -19,7 +19,7 @@ import pytest
 
 from erldist import Node, gleam, telemetry
 from erldist.codec import INT
-from erldist.errors import CallTargetDown, CallTimeout
+from erldist.errors import CallTargetDown, CallTimeout, RegistryAlreadyExists
 from erldist.term import Atom, Pid, Reference, decode
 from tests.support.aio import wait_for
 from tests.support.erl_modules import load_module
@@ -237,5 +237,34 @@ async def test_gleam_calls_each_member_of_a_python_pool(
         await pool.stop()
         await erl_until(e, f"lists:all(fun(N) -> global:whereis_name(N) =:= undefined end, "
                            f"{names}).", "the pool's names to go")
+    finally:
+        await py.stop()
+
+
+async def test_a_python_actor_that_crashes_or_cannot_register_leaves_no_name(
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode], tmp_path: Path,
+    events: list[Any],
+) -> None:
+    e, py = await gleam_and_python(release, epmd, erl_nodes, tmp_path)
+    try:
+        before = {p.pid for p in py.router.processes()}
+        # A name Gleam holds is taken: the new actor is shut down, nothing stays.
+        await gleam_actor(py, e, "taken")
+        with pytest.raises(RegistryAlreadyExists):
+            await gleam.start_actor(py, SERVICE, counter, Counter(), name="taken")
+        untouched(py, before)
+        # Gleam's call sees a crash of the Python actor as TargetDown, and the name goes.
+        actor = await gleam.start_actor(py, SERVICE, counter, Counter(), name="py.crasher")
+        await erl_until(e, 'is_pid(global:whereis_name(<<"py.crasher">>)).',
+                        "the name in Erlang's global")
+        assert await erl(e, 'gleam_peer:call(<<"py.crasher">>, crash, 10000).') \
+            == "{error,target_down}"
+        assert not actor.alive
+        await erl_until(e, 'global:whereis_name(<<"py.crasher">>) =:= undefined.',
+                        "the crashed actor's name to go")
+        assert py.whereis_name("py.crasher") is None
+        assert telemetry.flush()
+        failed = [ev for ev in events if isinstance(ev, telemetry.ActorRegistrationFailed)]
+        assert failed == [telemetry.ActorRegistrationFailed("taken", "taken")]
     finally:
         await py.stop()
