@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from erldist import config, gleam, telemetry
 from erldist.codec import BOOL, INT, STRING, DecodeSite, PayloadSite, WireSubject
@@ -31,9 +33,11 @@ from erldist.errors import (
     ValueTooLarge,
 )
 from erldist.gleam import Subject
+from erldist.protocol.signals import MessageSignal
 from erldist.registry import NAME_RULE
 from erldist.runtime.router import Router
-from erldist.term import Atom, Reference, encode
+from erldist.term import Atom, Pid, Reference, encode
+from tests.support.aio import wait_for
 from tests.support.gleam_service import (
     SERVICE,
     Counter,
@@ -45,7 +49,7 @@ from tests.support.gleam_service import (
     counter,
 )
 from tests.support.gleam_vectors import PID, REF
-from tests.unit.test_router import make
+from tests.unit.test_router import PEER, make
 
 NOPROC = Atom("noproc")
 
@@ -262,6 +266,41 @@ async def test_a_reply_goes_to_the_subject_as_it_came() -> None:
     assert await inbox.receive(1.0) == (tag, bytes.fromhex("0000000000000008"))
     with pytest.raises(SendEncodeFailed):
         await gleam.reply(inbox, WireSubject(inbox.pid, tag), 2**63, INT)
+
+
+async def test_an_actor_survives_answering_a_caller_it_cannot_reach() -> None:
+    router, net = make()
+    actor = await start_counter(router)
+    gone = WireSubject(Pid(Atom("gone@127.0.0.1"), 1, 0, 1), REF)
+    await gleam.send(router.new_process(), actor.subject, GetCount(gone))
+    far = WireSubject(Pid(Atom(PEER), 5, 0, 1), REF)
+    await gleam.send(router.new_process(), actor.subject, GetCount(far))
+    await wait_for(lambda: bool(net.links[PEER].sent), 5.0, "the reply on the wire")
+    (signal,) = net.links[PEER].sent
+    assert isinstance(signal, MessageSignal)
+    assert (signal.sender, signal.to, signal.message) == (
+        actor.pid, far.owner, (REF, bytes(8)))
+    assert actor.alive
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=48), st.integers(), st.text(max_size=8),
+                          st.none(), st.tuples(st.integers())), max_size=20))
+def test_no_payload_under_its_tag_ends_an_actor(payloads: list[object]) -> None:
+    # 04 is Crash, the one request meant to end it.
+    assume(not any(isinstance(p, bytes) and p[:1] == b"\x04" for p in payloads))
+
+    async def scenario() -> None:
+        router, _ = make()
+        actor = await start_counter(router)
+        for payload in payloads:
+            await router.send(actor.pid, actor.pid, (actor.subject.tag, payload))
+        count = await gleam.call(router, actor.subject, GetCount, INT, timeout=5)
+        assert isinstance(count, int)
+        assert actor.alive
+        assert actor.garbage == 0
+
+    asyncio.run(scenario())
 
 
 async def test_actor_names_follow_the_registry_rule(events: list[Any]) -> None:

@@ -18,6 +18,7 @@ mailbox as it does in distribute.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,6 +42,8 @@ from erldist.runtime.process import NOCONNECTION, Down
 from erldist.term.types import Reference
 
 __all__ = ["call", "reply"]
+
+log = logging.getLogger("erldist.gleam")
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -117,6 +120,13 @@ async def reply(sender: Sender, to: WireSubject, value: Resp, codec: Codec[Resp]
     ``to`` is the reply subject as the request carried it (its owner may be a
     ``call_isolated`` proxy; the tag is kept exactly as received). Raises
     ``SendEncodeFailed`` or ``PayloadTooLarge`` (telemetry at ``payload_on_reply``)
-    before anything is sent.
+    before anything is sent. A caller whose node cannot be reached is not an
+    error: the reply is dropped, as Erlang's send drops it, and the caller,
+    which monitors the target, sees ``TargetDown`` or its timeout. So an actor
+    never dies of answering a caller that went away.
     """
-    await sender.send(to.owner, (to.tag, encode_for(codec, value, PayloadSite.REPLY)))
+    message = (to.tag, encode_for(codec, value, PayloadSite.REPLY))
+    try:
+        await sender.send(to.owner, message)
+    except ConnectError as exc:
+        log.debug("reply to %r dropped: %s", to.owner, exc)
