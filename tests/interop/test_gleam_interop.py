@@ -268,3 +268,25 @@ async def test_a_python_actor_that_crashes_or_cannot_register_leaves_no_name(
         assert failed == [telemetry.ActorRegistrationFailed("taken", "taken")]
     finally:
         await py.stop()
+
+
+async def test_a_call_whose_gleam_node_goes_away_is_target_down_noconnection(
+    release: str, epmd: EpmdProcess, erl_nodes: list[ErlNode], tmp_path: Path
+) -> None:
+    e, py = await gleam_and_python(release, epmd, erl_nodes, tmp_path)
+    try:
+        before = {p.pid for p in py.router.processes()}
+        holder = await gleam_actor(py, e, "far")
+        watchers = await note_watchers(e, "far")
+        waiting = asyncio.create_task(gleam.call(py, holder, Hold, INT, timeout=60))
+        # Once the Gleam side has the call's monitor, the whole node goes.
+        await erl_until(e, 'length(element(2, erlang:process_info(global:whereis_name('
+                           f'<<"far">>), monitored_by))) > length({watchers}).',
+                        "the call's monitor")
+        await asyncio.to_thread(e.stop)
+        with pytest.raises(CallTargetDown) as gone:
+            await waiting
+        assert gone.value.reason == Atom("noconnection")
+        untouched(py, before)
+    finally:
+        await py.stop()
