@@ -167,7 +167,7 @@ async def start_actor(
     async def body(proc: Process) -> None:
         await (await made)._serve(proc)
 
-    # The task starts on the loop's next turn, by when ``made`` holds the actor.
+    # The body waits for ``made``, set just below: it never sees a half-built actor.
     process = router.spawn(body, (), name=None, trap_exit=False, maxsize=maxsize,
                            overflow=None)
     subject = (from_name(process.pid, name, codec) if name is not None
