@@ -4,7 +4,7 @@ Synchronous code uses ``erldist.cluster`` (the seed's API); asyncio code uses
 ``Node`` directly. Terms travel as plain Python values plus the types below.
 """
 
-from erldist import cluster, codec, config, telemetry
+from erldist import cluster, codec, config, gleam, telemetry
 from erldist.core import core_name
 from erldist.errors import (
     AlreadyStarted,
@@ -199,6 +199,7 @@ __all__ = [
     "core_name",
     "decode",
     "encode",
+    "gleam",
     "start_error_to_string",
     "telemetry",
 ]

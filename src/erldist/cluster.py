@@ -18,8 +18,10 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from erldist import config as config_mod
-from erldist import registry
+from erldist import gleam, registry
 from erldist.cluster_process import SyncProcess
+from erldist.codec.core import Codec
+from erldist.codec.subject import WireSubject
 from erldist.errors import (
     AlreadyStarted,
     ConnectError,
@@ -521,3 +523,68 @@ def registry_lookup_with_timeout(name: str, timeout_ms: int, poll_ms: int) -> Pi
     pid: Pid = _run(registry.lookup_with_timeout(local, name, timeout_ms, poll_ms),
                     max(timeout_ms, 0) / 1000 + _GRACE)
     return pid
+
+
+# --- Gleam ``distribute`` subjects and actors (``erldist.gleam``) from synchronous code ---
+
+
+def subject_lookup(name: str, codec: Codec[T]) -> gleam.Subject[T]:
+    """``registry.lookup`` as a typed subject: ``RegistryNotFound`` if nobody holds it."""
+    return _with_node(lambda n: gleam.lookup(n, name, codec))
+
+
+def subject_send(subject: gleam.Subject[T], value: T) -> None:
+    """``global.send`` (see ``erldist.gleam.send``): ``SendEncodeFailed``, ``PayloadTooLarge``."""
+    local = _required_node()
+    _run(gleam.send(local, subject, value), local.config.connect_timeout + _GRACE)
+
+
+def subject_call(
+    subject: gleam.Subject[Any],
+    make_request: Callable[[WireSubject], Any],
+    response: Codec[T],
+    timeout: float | None = None,
+) -> T:
+    """``global.call`` (see ``erldist.gleam.call``): ``CallTimeout``, ``CallTargetDown``..."""
+    local = _required_node()
+    budget = local.config.default_call_timeout if timeout is None else max(timeout, 0.0)
+    return _run(gleam.call(local, subject, make_request, response, budget), budget + _GRACE)
+
+
+def actor_start(
+    codec: Codec[Any],
+    handler: gleam.Handler[Any, Any],
+    state: Any,
+    *,
+    name: str | None = None,
+    register: bool = True,
+    on_decode_error: gleam.DecodeErrorHook | None = None,
+) -> gleam.Actor[Any, Any]:
+    """An actor on the default node (see ``erldist.gleam.start_actor``).
+
+    Its handler runs on the node's loop thread, so it must not block for long.
+    """
+    local = _required_node()
+    return _run(gleam.start_actor(local, codec, handler, state, name=name, register=register,
+                                  on_decode_error=on_decode_error), _GLOBAL_BUDGET)
+
+
+def actor_pool(
+    base: str,
+    size: int,
+    codec: Codec[Any],
+    handler: gleam.Handler[Any, Any],
+    *,
+    state: Callable[[int], Any],
+    on_decode_error: gleam.DecodeErrorHook | None = None,
+) -> gleam.Pool[Any, Any]:
+    """Actors ``base_1`` .. ``base_size`` (see ``erldist.gleam.start_pool``)."""
+    local = _required_node()
+    return _run(gleam.start_pool(local, base, size, codec, handler, state=state,
+                                 on_decode_error=on_decode_error), _GLOBAL_BUDGET)
+
+
+def actor_stop(actor: gleam.Actor[Any, Any] | gleam.Pool[Any, Any]) -> None:
+    """Stop an actor, or every member of a pool; their names are unregistered."""
+    _required_node()
+    _run(actor.stop(), _GLOBAL_BUDGET)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from erldist import config
+from erldist.gleam.subject import Subject, receive
 from erldist.runtime.mailbox import Match
 from erldist.runtime.process import NORMAL, Destination, Process, exception_reason
 from erldist.term.types import Pid, Reference, Term
@@ -23,6 +25,8 @@ T = TypeVar("T")
 Runner = Callable[[Coroutine[Any, Any, Any], float | None], Any]
 #: Seconds a blocking call waits for work that has no deadline of its own.
 _OPERATION_BUDGET = 30.0
+#: Extra seconds past an operation's own deadline, so it reports its own timeout.
+_GRACE = 5.0
 
 
 class SyncProcess:
@@ -65,6 +69,13 @@ class SyncProcess:
     def receive(self, timeout: float | None = None, *, match: Match | None = None) -> Any:
         """Block until a message (that ``match`` accepts) arrives; see ``Process.receive``."""
         return self._run(self._process.receive(timeout, match=match), timeout)
+
+    def receive_typed(self, subject: Subject[T], timeout: float | None = None) -> T:
+        """The next message for a typed subject this process owns, decoded; see
+        ``erldist.gleam.receive`` (``DecodeTimeout`` when nothing comes)."""
+        budget = config.get().default_call_timeout if timeout is None else max(timeout, 0.0)
+        result: T = self._run(receive(self._process, subject, budget), budget + _GRACE)
+        return result
 
     def send(self, to: Destination, message: Term) -> None:
         self._run(self._process.send(to, message), _OPERATION_BUDGET)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "ActorInitFailed",
     "AlreadyStarted",
+    "CallDecodeFailed",
+    "CallEncodeFailed",
     "CallError",
+    "CallPayloadTooLarge",
     "CallTargetDown",
     "CallTimeout",
     "CodecDecodeError",
@@ -70,6 +74,7 @@ __all__ = [
     "RpcThrow",
     "RpcTimeout",
     "RpcUndefined",
+    "SendEncodeFailed",
     "ServerStartFailed",
     "StartAtomBudgetExceeded",
     "StartError",
@@ -188,8 +193,8 @@ class InsufficientData(CodecDecodeError):
     prefix = "Insufficient data"
 
 
-class DecodeTimeout(CodecDecodeError):
-    """Nothing arrived before a receive deadline."""
+class DecodeTimeout(CodecDecodeError, TimeoutError):
+    """Nothing arrived before a receive deadline (also a ``TimeoutError``)."""
 
     def to_string(self) -> str:
         return "Decode timeout"
@@ -560,6 +565,54 @@ class CallTargetDown(CallError):
         super().__init__(f"call to {target!r} failed: target down ({reason!r})")
         self.target = target
         self.reason = reason
+
+
+# --- distribute messaging (erldist.gleam: subjects, calls, actors) --------------------
+
+
+class SendEncodeFailed(ErldistError, ValueError):
+    """A message for a subject (a send or a reply) could not be encoded: nothing was sent.
+
+    ``error`` is the codec's ``CodecEncodeError`` (also the ``__cause__``).
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"send encode failed: {error}")
+        self.error = error
+
+
+class CallEncodeFailed(CallError):
+    """A call's request could not be encoded: nothing was sent. ``error`` as above."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"call request encode failed: {error}")
+        self.error = error
+
+
+class CallPayloadTooLarge(CallError):
+    """A call's request or response is over ``config.max_payload_size_bytes``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"call payload too large: {size} bytes")
+        self.size = size
+
+
+class CallDecodeFailed(CallError):
+    """A call's response did not decode. ``error`` is the codec's ``CodecDecodeError``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(f"call response decode failed: {error}")
+        self.error = error
+
+
+class ActorInitFailed(ErldistError):
+    """An actor or a pool could not be started (distribute's ``InitFailed``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"actor init failed: {reason}")
+        self.reason = reason
+
+
 # --- configuration -------------------------------------------------------------------
 
 
