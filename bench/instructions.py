@@ -5,6 +5,7 @@ instructions a Python node executes per round trip does not. This runs one
 Python node under ``valgrind --tool=callgrind`` (once per core) against a real
 ``erl`` node outside valgrind, and counts the instructions of the Python
 process between two markers around each loop: ``net_adm:ping``-style pings,
+``gen_server`` calls (with their monitor) to ``net_kernel``,
 messages sent to a registered Erlang process, and messages an Erlang process
 sends to a Python mailbox. Run: ``python -m bench.instructions``.
 """
@@ -26,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 PINGS = 300
 MESSAGES = 2000
 WARMUP = 30
-LOOPS = ("ping", "message sent", "message received")
+CALLS = 300
+LOOPS = ("ping", "call", "message sent", "message received")
 # Registers as `sink`; answers {go, Pid, N} with N {msg, I} messages to Pid.
 ERL_SINK = (
     "register(sink, self()), "
@@ -74,6 +76,16 @@ async def _child() -> None:
             await node.ping(peer)
         _marker()
         print("ping", PINGS, flush=True)
+
+        # A gen_server call with its monitor: {is_auth, Node} to net_kernel.
+        request = (Atom("is_auth"), Atom(node.name))
+        for _ in range(WARMUP):
+            await node.call(("net_kernel", peer), request)
+        _marker()
+        for _ in range(CALLS):
+            await node.call(("net_kernel", peer), request)
+        _marker()
+        print("call", CALLS, flush=True)
 
         for i in range(WARMUP):
             await node.send(("sink", peer), (Atom("msg"), i))
@@ -143,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         cores.append("native")
     counts = {core: count(core) for core in cores}
     print(f"**Instructions per operation of the Python node** (callgrind; {PINGS} pings, "
-          f"{MESSAGES:,} messages `{{msg, I}}` each way, against `erl` outside valgrind)")
+          f"{CALLS} calls, {MESSAGES:,} messages `{{msg, I}}` each way, "
+          "against `erl` outside valgrind)")
     print()
     print("| operation | " + " | ".join(f"erldist {c}" for c in cores)
           + (" | pure / native |" if len(cores) > 1 else " |"))

@@ -194,7 +194,7 @@ async def test_a_call_sends_an_alias_tag_and_a_monitor_to_a_remote_server() -> N
     call = asyncio.ensure_future(calls.call(("srv", PEER), Atom("q"), 5))
     while len(net.links[PEER].sent) < 2:
         await asyncio.sleep(0)
-    message, monitor = net.links[PEER].sent  # the request leads, its monitor follows
+    monitor, message = net.links[PEER].sent  # the monitor leads, as in gen:call
     assert isinstance(monitor, signals.MonitorSignal) and monitor.target == Atom("srv")
     assert isinstance(message, signals.MessageSignal)
     tag = ImproperList((Atom("alias"),), monitor.ref)
@@ -487,7 +487,7 @@ async def test_down_from_the_wrong_node_does_not_end_a_call() -> None:
     call = asyncio.ensure_future(calls.call(("srv", PEER), Atom("q"), 0.2))
     while len(net.links[PEER].sent) < 2:
         await asyncio.sleep(0)
-    monitor = net.links[PEER].sent[1]
+    monitor = net.links[PEER].sent[0]
     assert isinstance(monitor, signals.MonitorSignal)
     other = Link("other@127.0.0.1")
     router.dispatch(signals.DownSignal(Atom("srv"), calls.process.pid, monitor.ref,

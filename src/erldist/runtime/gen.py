@@ -79,20 +79,17 @@ class CallClient:
         self._pending[mref] = fut
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
-                # The request leaves first and the monitor right after it, in the
-                # same loop turn: the request goes out in the turn's first write
-                # instead of waiting behind the monitor. Nothing is lost: a
-                # target that is gone, or goes before the monitor arrives, gives
-                # noproc at once, and the monitor exists before a reply is awaited.
+                call = (GEN_CALL, (me, ImproperList((_ALIAS,), mref)), request)
                 try:
-                    await router.send(me, dest, (GEN_CALL, (me, ImproperList((_ALIAS,), mref)),
-                                                 request))
+                    if monitor:
+                        # The monitor, then the request, in one write: a target
+                        # that is gone, or goes before it answers, gives a DOWN.
+                        await router.monitor_and_send(proc, dest, mref, call)
+                    else:
+                        await router.send(me, dest, call)
+                        self._unmonitored[mref] = router.resolve(dest)[0]
                 except ConnectError:
                     raise CallTargetDown(dest, NOCONNECTION) from None
-                if monitor:
-                    await router.monitor(proc, dest, mref)
-                else:
-                    self._unmonitored[mref] = router.resolve(dest)[0]
                 return await fut
         except TimeoutError:
             telemetry.emit(telemetry.CallTimedOut(max(timeout, 0.0), repr(dest)))

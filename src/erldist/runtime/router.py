@@ -96,6 +96,10 @@ class SignalLink(Protocol):
 
     def send_signal(self, signal: Signal) -> None: ...
 
+    def send_signals(self, *signals: Signal) -> None:
+        """Several signals in one write."""
+        ...
+
     @property
     def congested(self) -> bool: ...
 
@@ -307,6 +311,36 @@ class Router:
             return
         link = self._net.link_to(node) or await self._net.reach(node)
         link.send_signal(MessageSignal(sender, target, message))
+        if link.congested:
+            await link.drain()
+
+    async def monitor_and_send(
+        self, proc: Process, to: Destination, ref: Reference, message: Term
+    ) -> None:
+        """``monitor(process, To)`` under ``ref``, then ``To ! message``, as ``gen:call``
+        does: to a remote node both leave in one write.
+
+        Raises ``ConnectError`` when ``to``'s node cannot be reached (the
+        monitor is then dropped unsent).
+        """
+        self._alive(proc)
+        if isinstance(to, Reference):
+            raise InvalidArgument("monitor a pid, a name or (name, node), not an alias")
+        ref, node, target = self._record_monitor(proc, to, ref)
+        if node == self.name:
+            self._emit(node, MonitorSignal(proc.pid, target, ref))
+            await self.send(proc.pid, to, message)
+            return
+        try:
+            link = self._net.link_to(node) or await self._net.reach(node)
+        except BaseException:
+            proc.state.monitors.pop(ref, None)
+            raise
+        if ref in proc.state.monitors:
+            link.send_signals(MonitorSignal(proc.pid, target, ref),
+                              MessageSignal(proc.pid, target, message))
+        else:
+            link.send_signal(MessageSignal(proc.pid, target, message))
         if link.congested:
             await link.drain()
 
