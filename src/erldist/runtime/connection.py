@@ -3,10 +3,11 @@
 A ``Connection`` is an ``asyncio.Protocol``: bytes from the socket go into the
 handshake machine, then into the frame reader; each decoded control message
 becomes a signal handed to its owner (the peer table), which knows it only
-through the ``ConnectionOwner`` methods. The first frame sent in an
-event-loop turn is written at once (a lone request or reply waits for
-nothing); the frames after it in the same turn are appended to one buffer
-and written together when the turn ends, so a burst of sends costs two syscalls, not one each.
+through the ``ConnectionOwner`` methods. The first frame sent after a read
+is written at once (a lone request or reply waits for nothing and schedules
+nothing); the frames after it are appended to one buffer and written
+together when the loop turn ends, so a burst of sends costs two syscalls,
+not one each.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ _MESSAGES = (control.Send, control.RegSend, control.SendSender)
 #: How many control encodings a connection keeps for sending.
 _SEND_HEADERS = 256
 _U32 = struct.Struct(">I")
+#: Signals nobody waits for: written with the next frame that goes out, at the latest
+#: when the loop turn ends.
+_LAZY = signals.DemonitorSignal
 #: A payload of known encoded size, framed once to learn a control's header.
 _PROBE = 0
 _PROBE_SIZE = len(encode(_PROBE)) - 1  # less the version byte
@@ -175,6 +179,8 @@ class Connection(asyncio.Protocol):
         self._headers: _Headers | None = None
         self._out = bytearray()
         self._flush_scheduled = False
+        #: A frame went out at once since the last read or flush: batch the next.
+        self._batching = False
         self._wrote = False
         self._last_read = self.loop.time()
         self._ticker: asyncio.TimerHandle | None = None
@@ -217,6 +223,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self.loop.time()
+        self._batching = False
         if not self.heard:
             self.heard = True
             self._arm_handshake_deadline()  # it spoke: the rest of the full budget
@@ -517,8 +524,13 @@ class Connection(asyncio.Protocol):
         self._ticker = self.loop.call_later(self._tick_interval, self._tick)
 
     def send_signal(self, signal: signals.Signal) -> None:
-        """Write ``signal`` in the wire form this peer negotiated."""
-        self.send(signals.to_control(signal, self.flags))
+        """Write ``signal`` in the wire form this peer negotiated.
+
+        A demonitor waits for the turn's end (or the next frame that goes out
+        at once): nothing waits for it, and a call's demonitor then leaves in
+        one write with the next call's monitor and request.
+        """
+        self.send(signals.to_control(signal, self.flags), type(signal) is not _LAZY)
 
     def send_signals(self, *sent: signals.Signal) -> None:
         """Write several signals in one write (a call's monitor and request)."""
@@ -526,28 +538,36 @@ class Connection(asyncio.Protocol):
             return
         for signal in sent:
             self._headers.frame_into(self._out, signals.to_control(signal, self.flags))
-        self._push()
+        self._push(True)
 
-    def send(self, msg: control.ControlMessage) -> None:
+    def send(self, msg: control.ControlMessage, urgent: bool = True) -> None:
         """Frame one control message (and its payload) and write it, or batch it."""
         if self._headers is None or self.transport is None or self.transport.is_closing():
             return
         self._headers.frame_into(self._out, msg)
-        self._push()
+        self._push(urgent)
 
-    def _push(self) -> None:
-        if not self._flush_scheduled:
-            # The first frames of a loop turn go out at once, so a lone request
-            # or reply waits for no turn; the rest of the turn's frames are
-            # batched into one write when the turn ends.
+    def _push(self, urgent: bool) -> None:
+        """Write now, or at the end of the loop turn.
+
+        The first urgent frame after a read or a flush goes out at once (with
+        any frame waiting before it), so a lone request or reply waits for no
+        turn and schedules nothing; the frames after it are batched into one
+        write when the turn ends, so a burst of sends costs two syscalls, not
+        one each. Reads and flushes start a new batch.
+        """
+        if urgent and not self._batching:
+            self._batching = True
+            self._write()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
-            self._write()
         elif len(self._out) >= _FLUSH_AT:
             self._write()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._batching = False
         self._write()
 
     def _write(self) -> None:

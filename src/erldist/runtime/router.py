@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeAlias
@@ -75,6 +76,8 @@ Service: TypeAlias = Callable[[Any, str | None], None]
 #: What answers a SPAWN_REQUEST (set by the RPC layer); None answers ``notsup``.
 SpawnHandler: TypeAlias = Callable[[SpawnRequestSignal, str], None]
 
+_NOISE_BYTES = 4096
+_TWO_U32 = struct.Struct(">II")
 _SHUTDOWN = Atom("shutdown")
 _ABANDONED = Atom("abandoned")
 _SPAWN_REPLY = Atom("spawn_reply")
@@ -140,6 +143,8 @@ class Router:
         self._aliases: dict[Reference, Process] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
+        self._noise = b""
+        self._noise_at = 0
         self._unlink_ids = itertools.count(1)
         self._local: deque[Signal] = deque()
         self._draining = False
@@ -168,9 +173,15 @@ class Router:
         return Pid(self.atom, next(self._pid_ids) & 0x7FFFFFF, 0, self.creation)
 
     def make_ref(self) -> Reference:
-        noise = secrets.randbits(64)  # unguessable: references double as reply tags
-        return Reference(self.atom, self.creation,
-                         (next(self._ref_ids) & 0x3FFFF, noise >> 32, noise & 0xFFFFFFFF))
+        # Unguessable: references double as reply tags. The OS's randomness is
+        # read 4 KiB at a time, not one system call per reference.
+        at = self._noise_at
+        if at >= len(self._noise):
+            self._noise = secrets.token_bytes(_NOISE_BYTES)
+            at = 0
+        self._noise_at = at + 8
+        high, low = _TWO_U32.unpack_from(self._noise, at)
+        return Reference(self.atom, self.creation, (next(self._ref_ids) & 0x3FFFF, high, low))
 
     def is_local(self, pid: Pid) -> bool:
         return pid.node == self.atom
