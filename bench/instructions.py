@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import secrets
 import shutil
@@ -112,13 +113,13 @@ async def _child() -> None:
         await node.stop()
 
 
-def count(core: str) -> dict[str, float]:
-    """Instructions per operation of each loop, with ``ERLDIST_CORE=core``."""
+def count(core: str, loop: str = "asyncio") -> dict[str, float]:
+    """Instructions per operation of each loop, with ``ERLDIST_CORE=core`` on ``loop``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--dump-before=getppid",
              f"--callgrind-out-file={tmp}/cg.out", sys.executable, "-m", "bench.instructions",
-             "--child"],
+             "--child", "--loop", loop],
             cwd=REPO, env={**os.environ, "ERLDIST_CORE": core}, check=True,
             capture_output=True, text=True, timeout=1200,
         )
@@ -139,9 +140,14 @@ def count(core: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the Python node's event loop (uvloop must be installed)")
     args = parser.parse_args(argv)
     if args.child:
-        asyncio.run(_child())
+        if args.loop == "uvloop":
+            importlib.import_module("uvloop").run(_child())
+        else:
+            asyncio.run(_child())
         return
     for tool in ("valgrind", "erl"):
         if shutil.which(tool) is None:
@@ -153,8 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         print("erldist_native is not installed: the pure core only", file=sys.stderr)
     else:
         cores.append("native")
-    counts = {core: count(core) for core in cores}
-    print(f"**Instructions per operation of the Python node** (callgrind; {PINGS} pings, "
+    counts = {core: count(core, args.loop) for core in cores}
+    print(f"**Instructions per operation of the Python node** ({args.loop} loop, "
+          f"callgrind; {PINGS} pings, "
           f"{CALLS} calls, {MESSAGES:,} messages `{{msg, I}}` each way, "
           "against `erl` outside valgrind)")
     print()

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from erldist import config as config_mod
-from erldist import registry
+from erldist import event_loop, registry
 from erldist.cluster_process import SyncProcess
 from erldist.errors import (
     AlreadyStarted,
@@ -98,7 +98,7 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
     global _loop, _thread
     with _lock:
         if _loop is None or _thread is None or not _thread.is_alive():
-            loop = asyncio.new_event_loop()
+            loop = event_loop.new_event_loop()
             ready = threading.Event()
 
             def run() -> None:

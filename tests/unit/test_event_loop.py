@@ -1,0 +1,31 @@
+"""erldist's own loops are uvloop's when it is installed, asyncio's otherwise or on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+
+from erldist import event_loop
+
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+
+
+def test_run_returns_what_the_coroutine_returns_on_the_named_loop() -> None:
+    async def main() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    module = event_loop.run(main())
+    assert module.startswith("uvloop" if event_loop.loop_name() == "uvloop" else "asyncio")
+    assert event_loop.loop_name() == ("uvloop" if HAS_UVLOOP else "asyncio")
+
+
+def test_asyncio_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(event_loop.LOOP_ENV, "asyncio")
+    assert event_loop.loop_name() == "asyncio"
+    loop = event_loop.new_event_loop()
+    try:
+        assert type(loop).__module__.startswith("asyncio")
+    finally:
+        loop.close()
