@@ -29,3 +29,18 @@ def test_asyncio_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
         assert type(loop).__module__.startswith("asyncio")
     finally:
         loop.close()
+
+
+@pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is an optional extra; not installed here")
+def test_a_node_with_its_embedded_epmd_starts_on_uvloop() -> None:
+    from erldist import Node
+    from tests.support.otp import free_port
+
+    async def main() -> str:
+        node = await Node.start("uvtest@127.0.0.1", "cookie", epmd_port=free_port())
+        try:
+            return node.name
+        finally:
+            await node.stop()
+
+    assert event_loop.run(main()) == "uvtest@127.0.0.1"
