@@ -66,6 +66,8 @@ _U32 = struct.Struct(">I")
 #: Signals nobody waits for: written with the next frame that goes out, at the latest
 #: when the loop turn ends.
 _LAZY = signals.DemonitorSignal
+#: No sender or receiver is this: the route cache starts empty.
+_NOBODY = object()
 #: A payload of known encoded size, framed once to learn a control's header.
 _PROBE = 0
 _PROBE_SIZE = len(encode(_PROBE)) - 1  # less the version byte
@@ -90,25 +92,16 @@ class _Headers:
         """The bytes before the payload in every frame carrying ``ctrl``."""
         return self._encoder.frame(ctrl, _PROBE)[_U32.size : -_PROBE_SIZE]
 
-    def frame_into(self, out: bytearray, msg: control.ControlMessage) -> None:
-        """Append ``msg``'s frame to ``out``, as ``DistEncoder.frame_into`` would."""
+    def frame_into(self, out: bytearray, msg: control.ControlMessage) -> bytes | None:
+        """Append ``msg``'s frame to ``out``, as ``DistEncoder.frame_into`` would;
+        the header it reused, if any."""
         ctrl, payload = control.to_terms(msg)
         header = self._send_header(ctrl) if isinstance(msg, _MESSAGES) else None
         if header is None:
             self._encoder.frame_into(out, ctrl, payload)
-            return
-        start = len(out)
-        out += b"\0\0\0\0"
-        out += header
-        try:
-            encode_into(out, payload)
-            length = len(out) - start - _U32.size
-            if length > 0xFFFFFFFF:
-                raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
-        except BaseException:
-            del out[start:]
-            raise
-        _U32.pack_into(out, start, length)
+            return None
+        payload_into(out, header, payload)
+        return header
 
     def _send_header(self, ctrl: tuple[Any, ...]) -> bytes | None:
         """The cached header of ``ctrl``, made when it follows itself in a row."""
@@ -119,6 +112,22 @@ class _Headers:
             header = self._sending[ctrl] = self.header(ctrl)
         self._last_sent = ctrl
         return header
+
+
+def payload_into(out: bytearray, header: bytes, payload: Any) -> None:
+    """Append the frame of ``header`` (see ``_Headers.header``) and ``payload`` to ``out``."""
+    start = len(out)
+    out += b"\0\0\0\0"
+    out += header
+    try:
+        encode_into(out, payload)
+        length = len(out) - start - _U32.size
+        if length > 0xFFFFFFFF:
+            raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
+    except BaseException:
+        del out[start:]
+        raise
+    _U32.pack_into(out, start, length)
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
@@ -198,6 +207,8 @@ class Connection(asyncio.Protocol):
         self._items: list[BatchItem] = []
         #: Bytes read while held (not yet given to the decoder).
         self._raw: list[bytes] = []
+        #: The last message route sent along (sender, receiver) and its frame header.
+        self._route_out: tuple[object, object, bytes] = (_NOBODY, _NOBODY, b"")
         #: The control term of the last message received, and its sender and receiver.
         self._route_ctrl: object = None
         self._route: tuple[Pid | None, Pid | Atom | Reference] = (None, Atom(""))
@@ -526,11 +537,28 @@ class Connection(asyncio.Protocol):
     def send_signal(self, signal: signals.Signal) -> None:
         """Write ``signal`` in the wire form this peer negotiated.
 
-        A demonitor waits for the turn's end (or the next frame that goes out
-        at once): nothing waits for it, and a call's demonitor then leaves in
-        one write with the next call's monitor and request.
+        A message along the same route as the last one (same sender, same
+        receiver) reuses that one's frame header without building its control
+        message. A demonitor waits for the turn's end (or the next frame that
+        goes out at once): nothing waits for it, and a call's demonitor then
+        leaves in one write with the next call's monitor and request.
         """
-        self.send(signals.to_control(signal, self.flags), type(signal) is not _LAZY)
+        headers = self._headers
+        if headers is None or self.transport is None or self.transport.is_closing():
+            return
+        if type(signal) is signals.MessageSignal:
+            route = self._route_out
+            if route[0] is signal.sender and (route[1] is signal.to or route[1] == signal.to):
+                payload_into(self._out, route[2], signal.message)
+                self._push(True)
+                return
+            header = headers.frame_into(self._out, signals.to_control(signal, self.flags))
+            if header is not None:
+                self._route_out = (signal.sender, signal.to, header)
+            self._push(True)
+            return
+        headers.frame_into(self._out, signals.to_control(signal, self.flags))
+        self._push(type(signal) is not _LAZY)
 
     def send_signals(self, *sent: signals.Signal) -> None:
         """Write several signals in one write (a call's monitor and request)."""
@@ -540,12 +568,12 @@ class Connection(asyncio.Protocol):
             self._headers.frame_into(self._out, signals.to_control(signal, self.flags))
         self._push(True)
 
-    def send(self, msg: control.ControlMessage, urgent: bool = True) -> None:
+    def send(self, msg: control.ControlMessage) -> None:
         """Frame one control message (and its payload) and write it, or batch it."""
         if self._headers is None or self.transport is None or self.transport.is_closing():
             return
         self._headers.frame_into(self._out, msg)
-        self._push(urgent)
+        self._push(True)
 
     def _push(self, urgent: bool) -> None:
         """Write now, or at the end of the loop turn.
