@@ -511,3 +511,34 @@ async def test_an_unmonitored_call_sends_no_monitor_and_ends_at_nodedown() -> No
         await asyncio.wait_for(pending, 5)
     assert info.value.reason == Atom("noconnection")
     assert calls.pending == 0
+
+
+async def test_remote_calls_share_one_deadline_timer_and_each_times_out_on_its_own() -> None:
+    router, net = make()
+    calls = CallClient(router)
+    link = net.links[PEER]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # Answered calls leave heap entries behind; they are dropped, never fired.
+    for n in range(300):
+        call = asyncio.ensure_future(calls.call(("srv", PEER), n, 30))
+        while not link.sent or not isinstance(link.sent[-1], signals.MessageSignal):
+            await asyncio.sleep(0)
+        request = link.sent[-1]
+        tag = request.message[1][1]
+        router.dispatch(signals.MessageSignal(REMOTE, tag.tail, (tag, n)), link)
+        assert await call == n
+        link.sent.clear()
+    assert len(calls._deadlines._heap) <= 2 * calls.pending + 65
+    # Unanswered calls end one by one, each at its own deadline.
+    timeouts = [0.05, 0.2, 0.1]
+    waiting = [asyncio.ensure_future(calls.call(("srv", PEER), Atom("q"), t)) for t in timeouts]
+    ended: list[float] = []
+    for fut in asyncio.as_completed(waiting):
+        with pytest.raises(CallTimeout):
+            await fut
+        ended.append(loop.time())
+    assert ended == sorted(ended)
+    assert ended[-1] - started >= 0.2
+    assert calls.pending == 0
+    assert not calls.process.state.monitors and not calls.process.state.aliases

@@ -325,6 +325,35 @@ class Router:
         if link.congested:
             await link.drain()
 
+    def send_now(self, sender: Pid, to: Destination, message: Term) -> bool:
+        """``send`` to another node when it need not wait: False (nothing sent) for
+        a local destination, a node not connected, or a socket that pushes back."""
+        node, target = self.resolve(to)
+        if node == self.name:
+            return False
+        link = self._net.link_to(node)
+        if link is None or link.congested:
+            return False
+        link.send_signal(MessageSignal(sender, target, message))
+        return True
+
+    def monitor_and_send_now(
+        self, proc: Process, to: Destination, ref: Reference, message: Term
+    ) -> bool:
+        """``monitor_and_send`` when it need not wait, with ``send_now``'s conditions."""
+        if isinstance(to, Reference) or not proc.alive:
+            return False
+        node, _target = self.resolve(to)
+        if node == self.name:
+            return False
+        link = self._net.link_to(node)
+        if link is None or link.congested:
+            return False
+        ref, node, target = self._record_monitor(proc, to, ref)
+        link.send_signals(MonitorSignal(proc.pid, target, ref),
+                          MessageSignal(proc.pid, target, message))
+        return True
+
     async def monitor_and_send(
         self, proc: Process, to: Destination, ref: Reference, message: Term
     ) -> None:
