@@ -135,6 +135,15 @@ class CallClient:
         await self._router.send(self.process.pid, dest, (GEN_CAST, request))
 
     def _receive(self, message: Any, _peer: str | None) -> None:
+        if type(message) is tuple and len(message) == 2:  # a reply: checked without match
+            tag = message[0]
+            if (type(tag) is ImproperList and len(tag.items) == 1
+                    and type(tag.items[0]) is Atom and tag.items[0] == _ALIAS
+                    and isinstance(tag.tail, Reference)):
+                fut = self._pending.pop(tag.tail, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(message[1])
+                return
         match message:
             case (ImproperList(items=[Atom("alias")], tail=Reference() as ref), value):
                 fut = self._pending.pop(ref, None)
