@@ -139,7 +139,8 @@ class Router:
         self._settings = settings
         self._procs: dict[Pid, Process] = {}
         self._names: dict[Atom, Process] = {}
-        self._services: dict[Pid, Service] = {}
+        #: Keyed by the process object, whose hash is its identity (cheaper than a pid's).
+        self._services: dict[Process, Service] = {}
         self._aliases: dict[Reference, Process] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
@@ -212,7 +213,7 @@ class Router:
     def add_service(self, name: str | None, handler: Service) -> Process:
         """A system process whose messages go to ``handler`` on the node's loop."""
         proc = self.new_process(name)
-        self._services[proc.pid] = handler
+        self._services[proc] = handler
         return proc
 
     def spawn(
@@ -315,7 +316,7 @@ class Router:
         node, target = self.resolve(to)
         if node == self.name:
             proc = self.lookup(target)
-            if (proc is not None and proc.pid not in self._services
+            if (proc is not None and proc not in self._services
                     and proc.mailbox.overflow is Overflow.BLOCK and proc.mailbox.full):
                 await proc.mailbox.wait_for_space()
             self._on_message(MessageSignal(sender, target, message), None)
@@ -436,7 +437,7 @@ class Router:
         self._table[type(signal)](signal, origin)
 
     def _deliver(self, proc: Process, message: Any, origin: Origin | None) -> None:
-        service = self._services.get(proc.pid)
+        service = self._services.get(proc)
         if service is not None:
             try:
                 service(message, origin.peer_name if origin is not None else None)
@@ -452,7 +453,7 @@ class Router:
             telemetry.emit(telemetry.MessageDropped(repr(proc.pid), "mailbox_full"))
 
     def _deliver_signal(self, proc: Process, message: Down | Exit | NodeDownMessage) -> None:
-        if proc.pid in self._services:
+        if proc in self._services:
             self._deliver(proc, message, None)
         else:
             proc.mailbox.put_signal(message)
@@ -727,7 +728,7 @@ class Router:
             return
         proc.exit_reason = reason
         del self._procs[proc.pid]
-        self._services.pop(proc.pid, None)
+        self._services.pop(proc, None)
         for name in proc.state.names:
             self._names.pop(name, None)
         for ref in proc.state.aliases:
