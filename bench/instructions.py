@@ -6,8 +6,9 @@ Python node under ``valgrind --tool=callgrind`` (once per core) against a real
 ``erl`` node outside valgrind, and counts the instructions of the Python
 process between two markers around each loop: ``net_adm:ping``-style pings,
 ``gen_server`` calls (with their monitor) to ``net_kernel``,
-messages sent to a registered Erlang process, and messages an Erlang process
-sends to a Python mailbox. Run: ``python -m bench.instructions``.
+messages sent to a registered Erlang process, messages an Erlang process
+sends to a Python mailbox, and ``net_adm:ping`` of the Python node from
+Erlang. Run: ``python -m bench.instructions``.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ PINGS = 300
 MESSAGES = 2000
 WARMUP = 30
 CALLS = 300
-LOOPS = ("ping", "call", "message sent", "message received")
-# Registers as `sink`; answers {go, Pid, N} with N {msg, I} messages to Pid.
+LOOPS = ("ping", "call", "message sent", "message received", "pinged")
+# Registers as `sink`; answers {go, Pid, N} with N {msg, I} messages to Pid, and
+# {ping, Pid, N, Node} with N net_adm:ping(Node) in a row, then `pinged` to Pid.
 ERL_SINK = (
     "register(sink, self()), "
     "Loop = fun L() -> receive {go, P, N} -> [P ! {msg, I} || I <- lists:seq(1, N)], L(); "
+    "{ping, P, N, Node} -> [pong = net_adm:ping(Node) || _ <- lists:seq(1, N)], "
+    "P ! pinged, L(); "
     "_ -> L() end end, Loop()."
 )
 
@@ -106,6 +110,15 @@ async def _child() -> None:
             await inbox.receive(timeout=60)
         _marker()
         print("message received", MESSAGES, flush=True)
+
+        me = Atom(node.name)
+        await node.send(("sink", peer), (Atom("ping"), inbox.pid, WARMUP, me))
+        await inbox.receive(timeout=60)
+        _marker()
+        await node.send(("sink", peer), (Atom("ping"), inbox.pid, PINGS, me))
+        await inbox.receive(timeout=120)
+        _marker()
+        print("pinged", PINGS, flush=True)
         print("core", core_name(), flush=True)
     finally:
         erl.kill()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import struct
 import time
@@ -440,9 +441,19 @@ class Connection(asyncio.Protocol):
                 log.warning("closing connection to %s: %s", self.peer_name, exc)
                 self.close("protocol_error")
                 return
+            except Exception:
+                self.failed += 1
+                log.exception("closing connection to %s after an internal error",
+                              self.peer_name)
+                self.close("internal_error")
+                return
             self.loop.call_later(time.perf_counter() - started, self.resume_delivery)
 
-        future.add_done_callback(lambda fut: self.loop.call_soon_threadsafe(done, fut))
+        def back_on_the_loop(fut: concurrent.futures.Future[list[BatchItem]]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(done, fut)
+
+        future.add_done_callback(back_on_the_loop)
 
     def _hand_on(self) -> bool:
         """Turn decoded items into signals for the owner; False when held or closed."""
