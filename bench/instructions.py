@@ -5,14 +5,17 @@ instructions a Python node executes per round trip does not. This runs one
 Python node under ``valgrind --tool=callgrind`` (once per core) against a real
 ``erl`` node outside valgrind, and counts the instructions of the Python
 process between two markers around each loop: ``net_adm:ping``-style pings,
-messages sent to a registered Erlang process, and messages an Erlang process
-sends to a Python mailbox. Run: ``python -m bench.instructions``.
+``gen_server`` calls (with their monitor) to ``net_kernel``,
+messages sent to a registered Erlang process, messages an Erlang process
+sends to a Python mailbox, and ``net_adm:ping`` of the Python node from
+Erlang. Run: ``python -m bench.instructions``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import secrets
 import shutil
@@ -26,11 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 PINGS = 300
 MESSAGES = 2000
 WARMUP = 30
-LOOPS = ("ping", "message sent", "message received")
-# Registers as `sink`; answers {go, Pid, N} with N {msg, I} messages to Pid.
+CALLS = 300
+LOOPS = ("ping", "call", "message sent", "message received", "pinged")
+# Registers as `sink`; answers {go, Pid, N} with N {msg, I} messages to Pid, and
+# {ping, Pid, N, Node} with N net_adm:ping(Node) in a row, then `pinged` to Pid.
 ERL_SINK = (
     "register(sink, self()), "
     "Loop = fun L() -> receive {go, P, N} -> [P ! {msg, I} || I <- lists:seq(1, N)], L(); "
+    "{ping, P, N, Node} -> [pong = net_adm:ping(Node) || _ <- lists:seq(1, N)], "
+    "P ! pinged, L(); "
     "_ -> L() end end, Loop()."
 )
 
@@ -75,6 +82,16 @@ async def _child() -> None:
         _marker()
         print("ping", PINGS, flush=True)
 
+        # A gen_server call with its monitor: {is_auth, Node} to net_kernel.
+        request = (Atom("is_auth"), Atom(node.name))
+        for _ in range(WARMUP):
+            await node.call(("net_kernel", peer), request)
+        _marker()
+        for _ in range(CALLS):
+            await node.call(("net_kernel", peer), request)
+        _marker()
+        print("call", CALLS, flush=True)
+
         for i in range(WARMUP):
             await node.send(("sink", peer), (Atom("msg"), i))
         _marker()
@@ -93,6 +110,15 @@ async def _child() -> None:
             await inbox.receive(timeout=60)
         _marker()
         print("message received", MESSAGES, flush=True)
+
+        me = Atom(node.name)
+        await node.send(("sink", peer), (Atom("ping"), inbox.pid, WARMUP, me))
+        await inbox.receive(timeout=60)
+        _marker()
+        await node.send(("sink", peer), (Atom("ping"), inbox.pid, PINGS, me))
+        await inbox.receive(timeout=120)
+        _marker()
+        print("pinged", PINGS, flush=True)
         print("core", core_name(), flush=True)
     finally:
         erl.kill()
@@ -100,13 +126,13 @@ async def _child() -> None:
         await node.stop()
 
 
-def count(core: str) -> dict[str, float]:
-    """Instructions per operation of each loop, with ``ERLDIST_CORE=core``."""
+def count(core: str, loop: str = "asyncio") -> dict[str, float]:
+    """Instructions per operation of each loop, with ``ERLDIST_CORE=core`` on ``loop``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--dump-before=getppid",
              f"--callgrind-out-file={tmp}/cg.out", sys.executable, "-m", "bench.instructions",
-             "--child"],
+             "--child", "--loop", loop],
             cwd=REPO, env={**os.environ, "ERLDIST_CORE": core}, check=True,
             capture_output=True, text=True, timeout=1200,
         )
@@ -127,9 +153,14 @@ def count(core: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the Python node's event loop (uvloop must be installed)")
     args = parser.parse_args(argv)
     if args.child:
-        asyncio.run(_child())
+        if args.loop == "uvloop":
+            importlib.import_module("uvloop").run(_child())
+        else:
+            asyncio.run(_child())
         return
     for tool in ("valgrind", "erl"):
         if shutil.which(tool) is None:
@@ -141,9 +172,11 @@ def main(argv: list[str] | None = None) -> None:
         print("erldist_native is not installed: the pure core only", file=sys.stderr)
     else:
         cores.append("native")
-    counts = {core: count(core) for core in cores}
-    print(f"**Instructions per operation of the Python node** (callgrind; {PINGS} pings, "
-          f"{MESSAGES:,} messages `{{msg, I}}` each way, against `erl` outside valgrind)")
+    counts = {core: count(core, args.loop) for core in cores}
+    print(f"**Instructions per operation of the Python node** ({args.loop} loop, "
+          f"callgrind; {PINGS} pings, "
+          f"{CALLS} calls, {MESSAGES:,} messages `{{msg, I}}` each way, "
+          "against `erl` outside valgrind)")
     print()
     print("| operation | " + " | ".join(f"erldist {c}" for c in cores)
           + (" | pure / native |" if len(cores) > 1 else " |"))

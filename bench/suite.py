@@ -28,6 +28,7 @@ from bench.scenarios.memory import memory
 from bench.scenarios.messages import messages
 from bench.scenarios.tls import tls
 from bench.table import Results, render
+from erldist import core_name
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "ping": ping, "calls": calls, "rpc": rpcs, "messages": messages, "connect": cold_connect,
@@ -113,7 +114,8 @@ async def _scenarios(ns: argparse.Namespace, plan: Plan, reaper: Reaper) -> str:
         f"erldist benchmark — {now} — `{command}` ({time.monotonic() - started:.0f} s)",
         f"machine: {_machine()}; load average {load_before} before, {_load()} after",
         f"Erlang/OTP {otp} (erts defaults, connect_all false); Python "
-        f"{platform.python_version()}, {loop} event loop; erldist {_commit()}; "
+        f"{platform.python_version()}, {loop} event loop; "
+        f"erldist {_commit()} ({core_name()} core); "
         f"{peers.PEER} {peers.version(peers.PEER)}",
         f"runs: {plan.reps} per figure, each figure median [min-max] over the runs; "
         f"{plan.pings} pings, {plan.calls} calls (32 callers: {plan.calls_each_of_32} each), "

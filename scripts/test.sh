@@ -84,11 +84,13 @@ echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest (native core)"
 ERLDIST_CORE=native .venv/bin/python -m pytest "$@"
-echo "== pytest (pure core): codec, protocol, differential and term interop tests"
+echo "== pytest (pure core): codec, protocol, differential, term interop tests and F3"
 ERLDIST_CORE=pure .venv/bin/python -m pytest -q tests/unit/test_term_*.py \
   tests/unit/test_framing.py tests/unit/test_control.py tests/unit/test_handshake.py \
   tests/unit/test_core_differential.py tests/unit/test_frame_batch.py \
   tests/unit/test_codec_*.py tests/unit/test_router.py tests/unit/test_mailbox.py \
-  tests/interop/test_term_interop.py tests/interop/test_process_interop.py
+  tests/interop/test_term_interop.py tests/interop/test_process_interop.py \
+  tests/unit/test_calls.py tests/unit/test_event_loop.py \
+  tests/interop/test_node_attacks.py::test_f3_costly_frames_do_not_stall_the_node
 echo "== fuzz: every target, fixed seed, short (python -m fuzz --help for long runs)"
 .venv/bin/python -m fuzz ci

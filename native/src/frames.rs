@@ -19,6 +19,15 @@ const FRAGMENT_NEXT: u8 = 70;
 const FIRST_HEADER_SIZE: usize = 19;
 /// 131, 70, SequenceId, FragmentId
 const NEXT_HEADER_SIZE: usize = 18;
+const COMPRESSED: u8 = 80;
+
+/// What the compressed term at `pos` declares it inflates to (0: not compressed).
+fn inflated(data: &[u8], pos: usize) -> u64 {
+    match data.get(pos..pos + 5) {
+        Some([COMPRESSED, size @ ..]) => u64::from(u32::from_be_bytes(size.try_into().expect("4 bytes"))),
+        _ => 0,
+    }
+}
 
 struct FramingRefs {
     no_payload: Py<PyAny>,
@@ -49,6 +58,13 @@ enum Outcome {
     Undecodable(PyErr),
 }
 
+/// The last message's bytes up to its payload, and the control term they hold.
+struct Known {
+    offset: usize,
+    prefix: Vec<u8>,
+    control: PyObject,
+}
+
 struct Reassembly {
     next_id: u64,
     data: Vec<u8>,
@@ -68,6 +84,10 @@ pub struct FrameDecoder {
     sequences: HashMap<u64, Reassembly>,
     buffered: u64,
     broken: Option<String>,
+    /// What the last frame cost: its size, or that of the message it
+    /// completed, plus what its compressed terms inflate to.
+    price: u64,
+    known: Option<Known>,
 }
 
 fn hex_head(frame: &[u8]) -> String {
@@ -100,6 +120,8 @@ impl FrameDecoder {
             sequences: HashMap::new(),
             buffered: 0,
             broken: None,
+            price: 0,
+            known: None,
         })
     }
 
@@ -115,11 +137,32 @@ impl FrameDecoder {
         self.limits_obj.clone_ref(py)
     }
 
+    /// The size of the next whole frame waiting (0: none is complete).
+    #[getter]
+    fn next_cost(&self) -> u64 {
+        let source = &self.pending;
+        let mut pos = 0;
+        while source.len() - pos >= 4 && self.broken.is_none() {
+            let length = u32::from_be_bytes(source[pos..pos + 4].try_into().expect("4 bytes"));
+            let stop = pos + 4 + length as usize;
+            if u64::from(length) > self.max_frame || stop > source.len() {
+                return 0;
+            }
+            if length > 0 {
+                return u64::from(length);
+            }
+            pos = stop;
+        }
+        0
+    }
+
     /// Every message `data` completes, in order: `(control, payload)` tuples,
     /// `UndecodableMessage` instances for frames whose terms could not be
     /// decoded, and, last, a `RemoteProtocolError` instance if the stream
-    /// broke (after which every call raises it).
-    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyList>> {
+    /// broke (after which every call raises it). Once what it decoded has
+    /// cost `budget` (`None`: no limit), the rest waits for a later call.
+    #[pyo3(signature = (data, budget=None))]
+    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyBytes>, budget: Option<u64>) -> PyResult<Bound<'py, PyList>> {
         if let Some(reason) = &self.broken {
             return Err(self.remote_error(py, reason.clone())?);
         }
@@ -134,6 +177,7 @@ impl FrameDecoder {
             &owned
         };
         let mut pos = 0;
+        let mut spent: u64 = 0;
         while source.len() - pos >= 4 {
             let length = u32::from_be_bytes(source[pos..pos + 4].try_into().expect("4 bytes"));
             if u64::from(length) > self.max_frame {
@@ -146,11 +190,18 @@ impl FrameDecoder {
                 break;
             }
             let frame = &source[pos + 4..stop];
-            pos = stop;
             if frame.is_empty() {
+                pos = stop;
                 continue; // a tick
             }
-            match self.frame(py, frame) {
+            if budget.is_some_and(|budget| spent >= budget) {
+                break;
+            }
+            pos = stop;
+            self.price = frame.len() as u64;
+            let outcome = self.frame(py, frame);
+            spent = spent.saturating_add(self.price);
+            match outcome {
                 Ok(Outcome::Message(control, payload)) => out.append((control, payload))?,
                 Ok(Outcome::Pending) => {}
                 Ok(Outcome::Undecodable(err)) => out.append(err.value_bound(py))?,
@@ -258,22 +309,43 @@ impl FrameDecoder {
     }
 
     /// The control term and the payload term (or `NO_PAYLOAD`) filling `data`.
-    fn terms(&self, py: Python<'_>, data: &[u8], offset: usize, version_byte: bool) -> Result<Outcome, String> {
+    fn terms(&mut self, py: Python<'_>, data: &[u8], offset: usize, version_byte: bool) -> Result<Outcome, String> {
+        let skip = usize::from(version_byte);
+        self.price = (data.len() - offset) as u64 + inflated(data, offset + skip);
         let decoder = match Decoder::new(py, data, self.limits) {
             Ok(decoder) => decoder,
             Err(err) => return Ok(Outcome::Undecodable(err)),
         };
-        let decoded = decoder.top(offset, version_byte).and_then(|(control, pos)| {
-            if pos == data.len() {
-                return Ok((control, None, pos));
+        let reused = match &self.known {
+            Some(known) if known.offset == offset && data.starts_with(&known.prefix) => {
+                Some((known.control.clone_ref(py), known.prefix.len()))
             }
-            let (payload, pos) = decoder.top(pos, version_byte)?;
-            Ok((control, Some(payload), pos))
+            _ => None,
+        };
+        let fresh = reused.is_none();
+        let first = match reused {
+            Some(hit) => Ok(hit),
+            None => decoder.top(offset, version_byte),
+        };
+        let decoded = first.and_then(|(control, end)| {
+            if end == data.len() {
+                return Ok((control, None, end, end));
+            }
+            self.price += inflated(data, end + skip);
+            let (payload, pos) = decoder.top(end, version_byte)?;
+            Ok((control, Some(payload), pos, end))
         });
         match decoded {
-            Ok((control, payload, pos)) => {
+            Ok((control, payload, pos, end)) => {
                 if pos != data.len() {
                     return Err(format!("{} bytes after the payload of a distribution message", data.len() - pos));
+                }
+                if fresh && payload.is_some() && control.bind(py).hash().is_ok() {
+                    // Same bytes, same term: the next frame that starts with
+                    // them gets this control object back, undecoded (see
+                    // `DistDecoder._learn`). Only a hashable control (no
+                    // list or map in it) is shared.
+                    self.known = Some(Known { offset, prefix: data[..end].to_vec(), control: control.clone_ref(py) });
                 }
                 let payload = match payload {
                     Some(payload) => payload,

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from erldist import __version__, telemetry
+from erldist import __version__, event_loop, telemetry
 from erldist.cli_demo import run_demo
 from erldist.cli_watch import (
     connect_reason,
@@ -435,7 +435,8 @@ def build_parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {__version__} ({core_name()} core)")
+                        version=f"%(prog)s {__version__} ({core_name()} core, "
+                                f"{event_loop.loop_name()} loop)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what the nodes do (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -572,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"{PROG} {args.command}"
     try:
         run: Command = args.run
-        return asyncio.run(run(args))
+        return event_loop.run(run(args))
     except UsageError as exc:
         print(f"{prog}: error: {exc} (see '{prog} --help')", file=sys.stderr)
         return 2

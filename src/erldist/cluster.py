@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from erldist import config as config_mod
-from erldist import gleam, registry
+from erldist import event_loop, gleam, registry
 from erldist.cluster_process import SyncProcess
 from erldist.codec.core import Codec
 from erldist.codec.subject import WireSubject
@@ -119,7 +119,7 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
     global _loop, _thread
     with _lock:
         if _loop is None or _thread is None or not _thread.is_alive():
-            loop = asyncio.new_event_loop()
+            loop = event_loop.new_event_loop()
             ready = threading.Event()
 
             def run() -> None:

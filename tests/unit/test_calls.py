@@ -194,7 +194,7 @@ async def test_a_call_sends_an_alias_tag_and_a_monitor_to_a_remote_server() -> N
     call = asyncio.ensure_future(calls.call(("srv", PEER), Atom("q"), 5))
     while len(net.links[PEER].sent) < 2:
         await asyncio.sleep(0)
-    message, monitor = net.links[PEER].sent  # the request leads, its monitor follows
+    monitor, message = net.links[PEER].sent  # the monitor leads, as in gen:call
     assert isinstance(monitor, signals.MonitorSignal) and monitor.target == Atom("srv")
     assert isinstance(message, signals.MessageSignal)
     tag = ImproperList((Atom("alias"),), monitor.ref)
@@ -487,7 +487,7 @@ async def test_down_from_the_wrong_node_does_not_end_a_call() -> None:
     call = asyncio.ensure_future(calls.call(("srv", PEER), Atom("q"), 0.2))
     while len(net.links[PEER].sent) < 2:
         await asyncio.sleep(0)
-    monitor = net.links[PEER].sent[1]
+    monitor = net.links[PEER].sent[0]
     assert isinstance(monitor, signals.MonitorSignal)
     other = Link("other@127.0.0.1")
     router.dispatch(signals.DownSignal(Atom("srv"), calls.process.pid, monitor.ref,
@@ -511,3 +511,34 @@ async def test_an_unmonitored_call_sends_no_monitor_and_ends_at_nodedown() -> No
         await asyncio.wait_for(pending, 5)
     assert info.value.reason == Atom("noconnection")
     assert calls.pending == 0
+
+
+async def test_remote_calls_share_one_deadline_timer_and_each_times_out_on_its_own() -> None:
+    router, net = make()
+    calls = CallClient(router)
+    link = net.links[PEER]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # Answered calls leave heap entries behind; they are dropped, never fired.
+    for n in range(300):
+        call = asyncio.ensure_future(calls.call(("srv", PEER), n, 30))
+        while not link.sent or not isinstance(link.sent[-1], signals.MessageSignal):
+            await asyncio.sleep(0)
+        request = link.sent[-1]
+        tag = request.message[1][1]
+        router.dispatch(signals.MessageSignal(REMOTE, tag.tail, (tag, n)), link)
+        assert await call == n
+        link.sent.clear()
+    assert len(calls._deadlines._heap) <= 2 * calls.pending + 65
+    # Unanswered calls end one by one, each at its own deadline.
+    timeouts = [0.05, 0.2, 0.1]
+    waiting = [asyncio.ensure_future(calls.call(("srv", PEER), Atom("q"), t)) for t in timeouts]
+    ended: list[float] = []
+    for fut in asyncio.as_completed(waiting):
+        with pytest.raises(CallTimeout):
+            await fut
+        ended.append(loop.time())
+    assert ended == sorted(ended)
+    assert ended[-1] - started >= 0.2
+    assert calls.pending == 0
+    assert not calls.process.state.monitors and not calls.process.state.aliases

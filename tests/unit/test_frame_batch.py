@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 import pytest
 
+from erldist.core import native_module
 from erldist.errors import RemoteProtocolError
 from erldist.protocol.flags import DFlag
 from erldist.protocol.frame_batch import new_frame_batch_decoder
 from erldist.protocol.framing import NO_PAYLOAD, TICK, DistEncoder, UndecodableMessage
-from erldist.term import Atom, Pid
+from erldist.term import Atom, Pid, encode
 
 HEADER = int(DFlag.DIST_HDR_ATOM_CACHE)
 PID = Pid(Atom("a@h"), 1, 2, 3)
@@ -65,3 +67,52 @@ def test_a_broken_stream_ends_the_batch_and_every_later_feed_raises() -> None:
     assert len(items) == 2
     with pytest.raises(RemoteProtocolError, match="over the 100-byte cap"):
         batch.feed(good)
+
+
+def _bomb_frame(flags: int) -> bytes:
+    """A SEND whose payload is a compressed list of 100,000 zeros (under 300 bytes)."""
+    plain = encode([0] * 100_000)[1:]
+    payload = b"P" + len(plain).to_bytes(4, "big") + zlib.compress(plain, 9)
+    head = DistEncoder(flags).frame((2, Atom(""), PID), 0)[4:-2]  # the payload's a\x00 cut
+    return frame(head + payload)
+
+
+INFLATED = 5 + 100_000 * 2 + 1  # LIST_EXT and its length, the small ints, nil
+
+
+@pytest.mark.parametrize("flags", [0, HEADER])
+def test_a_budget_stops_the_call_once_spent_and_keeps_the_rest(flags: int) -> None:
+    one = DistEncoder(flags).frame((2, Atom(""), PID), b"y" * 100)
+    size = len(one) - 4
+    price = size - (3 if flags else 1)  # the message after its header byte(s)
+    batch = new_frame_batch_decoder(flags)
+    assert batch.next_cost == 0
+    assert batch.feed(one * 5 + TICK + one[:10], 0) == []  # buffers only
+    assert batch.next_cost == size
+    assert len(batch.feed(b"", 2 * price - 1)) == 2
+    assert len(batch.feed(b"", price)) == 1
+    assert len(batch.feed(one[10:], None)) == 3
+    assert batch.next_cost == 0
+
+
+@pytest.mark.parametrize("flags", [0, HEADER])
+def test_what_a_compressed_term_inflates_to_counts_against_the_budget(flags: int) -> None:
+    bomb = _bomb_frame(flags)
+    small = DistEncoder(flags).frame((2, Atom(""), PID), 1)
+    message = ((2, Atom(""), PID), [0] * 100_000)
+    batch = new_frame_batch_decoder(flags)
+    got = batch.feed(small + bomb + small + bomb + small, 64 * 1024)
+    if native_module() is None:
+        # The pure core holds the bomb back and says what it costs.
+        assert got == [((2, Atom(""), PID), 1)]
+        assert batch.next_cost == len(bomb) - 4 - (3 if flags else 1) + INFLATED
+        assert batch.feed(b"", 64 * 1024) == []
+        got += batch.feed(b"", batch.next_cost)
+    # Once the bomb is decoded, its cost ends the call.
+    assert got == [((2, Atom(""), PID), 1), message]
+    assert batch.next_cost == len(small) - 4
+    got = batch.feed(b"", 64 * 1024)
+    if native_module() is None:
+        got += batch.feed(b"", batch.next_cost)
+    assert got == [((2, Atom(""), PID), 1), message]
+    assert batch.feed(b"", 64 * 1024) == [((2, Atom(""), PID), 1)]

@@ -49,6 +49,10 @@ class FakeConn:
     def send_signal(self, signal: signals.Signal) -> None:
         self.sent.append(signals.to_control(signal, self.flags))
 
+    def send_signals(self, *sent: signals.Signal) -> None:
+        for signal in sent:
+            self.send_signal(signal)
+
     async def drain(self) -> None:
         return None
 

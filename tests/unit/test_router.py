@@ -35,6 +35,9 @@ class Link:
     def send_signal(self, signal: signals.Signal) -> None:
         self.sent.append(signal)
 
+    def send_signals(self, *sent: signals.Signal) -> None:
+        self.sent += sent
+
     async def drain(self) -> None:
         return None
 

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_REASSEMBLY",
     "NO_PAYLOAD",
     "TICK",
+    "Deferred",
     "DistDecoder",
     "DistEncoder",
     "FrameReader",
@@ -53,6 +54,7 @@ _VERSION: Final = 131
 _HEADER: Final = 68
 _FRAGMENT_FIRST: Final = 69
 _FRAGMENT_NEXT: Final = 70
+_COMPRESSED: Final = 80
 _MAX_LENGTH: Final = 0xFFFFFFFF
 
 _U32: Final = struct.Struct(">I")
@@ -153,6 +155,14 @@ class DistDecoder:
         self.max_reassembly = max_reassembly
         self._sequences: dict[int, _Reassembly] = {}
         self._buffered = 0
+        #: When set, a message that would cost more (its size plus what its
+        #: compressed terms inflate to) is not decoded but raised as
+        #: ``Deferred``, for the caller to finish where that cost is affordable.
+        self.allowance: int | None = None
+        #: What the last message decoded under an allowance cost.
+        self.price = 0
+        #: The last message's bytes up to its payload, and its control term.
+        self._known: tuple[int, bytes, Any] | None = None
 
     @property
     def buffered(self) -> int:
@@ -242,12 +252,51 @@ class DistDecoder:
         self, data: bytes | bytearray, offset: int, *, version_byte: bool
     ) -> tuple[Any, Any]:
         """The control term and the payload term (or ``NO_PAYLOAD``) filling ``data``."""
+        allowance = self.allowance
+        price = 0
+        if allowance is not None:
+            price = len(data) - offset + _inflated(data, offset + version_byte)
+            if price > allowance:
+                raise Deferred(data, offset, version_byte, price)
+        known = self._known
+        if known is not None and known[0] == offset and data.startswith(known[1]):
+            control, pos = known[2], len(known[1])
+        else:
+            try:
+                control, pos = decode_prefix(
+                    data, offset, limits=self.limits, version_byte=version_byte
+                )
+            except DecodeError as exc:
+                raise UndecodableMessage(f"undecodable distribution message: {exc}") from exc
+            if pos < len(data):
+                self._learn(data, offset, pos, control)
+        if pos == len(data):
+            self.price = price
+            return control, NO_PAYLOAD
+        if allowance is not None:
+            price += _inflated(data, pos + version_byte)
+            if price > allowance:
+                raise Deferred(data, pos, version_byte, price, control)
+            self.price = price
+        return control, self._payload(data, pos, version_byte)
+
+    def _learn(self, data: bytes | bytearray, offset: int, pos: int, control: Any) -> None:
+        """Remember the bytes up to a message's payload, and the control term they hold.
+
+        A peer sending to one process sends the same control term again and
+        again; a frame that starts with the same bytes holds the same term
+        (terms are self-delimiting, and no atom cache gives bytes a context),
+        so the same object is returned without decoding it again. Only a
+        hashable control, that is one with no list or map in it, is reused.
+        """
         try:
-            control, pos = decode_prefix(
-                data, offset, limits=self.limits, version_byte=version_byte
-            )
-            if pos == len(data):
-                return control, NO_PAYLOAD
+            hash(control)
+        except TypeError:
+            return
+        self._known = (offset, bytes(data[:pos]), control)
+
+    def _payload(self, data: bytes | bytearray, pos: int, version_byte: bool) -> Any:
+        try:
             payload, pos = decode_prefix(data, pos, limits=self.limits, version_byte=version_byte)
         except DecodeError as exc:
             raise UndecodableMessage(f"undecodable distribution message: {exc}") from exc
@@ -255,7 +304,47 @@ class DistDecoder:
             raise RemoteProtocolError(
                 f"{len(data) - pos} bytes after the payload of a distribution message"
             )
-        return control, payload
+        return payload
+
+    def finish(self, deferred: Deferred) -> tuple[Any, Any]:
+        """Decode the message ``deferred`` held back, whatever it costs."""
+        if deferred.control is _UNDECODED:
+            allowance, self.allowance = self.allowance, None
+            try:
+                return self._terms(deferred.data, deferred.pos,
+                                   version_byte=deferred.version_byte)
+            finally:
+                self.allowance = allowance
+        return deferred.control, self._payload(deferred.data, deferred.pos,
+                                               deferred.version_byte)
+
+
+_UNDECODED: Final = object()
+
+
+class Deferred(Exception):
+    """A message that costs more than ``DistDecoder.allowance``, not decoded yet.
+
+    ``price`` is its size plus what its compressed terms declare they inflate
+    to; ``DistDecoder.finish`` decodes it (from ``pos``: the control term, or
+    the payload when ``control`` is already decoded).
+    """
+
+    def __init__(self, data: bytes | bytearray, pos: int, version_byte: bool, price: int,
+                 control: Any = _UNDECODED) -> None:
+        super().__init__(f"a {price}-cost message held back")
+        self.data = data
+        self.pos = pos
+        self.version_byte = version_byte
+        self.price = price
+        self.control = control
+
+
+def _inflated(data: bytes | bytearray, pos: int) -> int:
+    """What the compressed term at ``pos`` declares it inflates to (0: not compressed)."""
+    if pos + 5 <= len(data) and data[pos] == _COMPRESSED:
+        return int.from_bytes(data[pos + 1 : pos + 5], "big")
+    return 0
 
 
 class UndecodableMessage(RemoteProtocolError):

@@ -3,34 +3,30 @@
 A ``Connection`` is an ``asyncio.Protocol``: bytes from the socket go into the
 handshake machine, then into the frame reader; each decoded control message
 becomes a signal handed to its owner (the peer table), which knows it only
-through the ``ConnectionOwner`` methods. The first frame sent in an
-event-loop turn is written at once (a lone request or reply waits for
-nothing); the frames after it in the same turn are appended to one buffer
-and written together when the turn ends, so a burst of sends costs two syscalls, not one each.
+through the ``ConnectionOwner`` methods. The first frame sent after a read
+is written at once (a lone request or reply waits for nothing and schedules
+nothing); the frames after it are appended to one buffer and written
+together when the loop turn ends, so a burst of sends costs two syscalls,
+not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
+import concurrent.futures
+import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from erldist import telemetry
 from erldist.config import Config
-from erldist.errors import DecodeError, LocalProtocolError, ProtocolError
+from erldist.core import native_module
+from erldist.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from erldist.protocol import control, flags, signals
-from erldist.protocol.framing import (
-    TICK,
-    DistDecoder,
-    DistEncoder,
-    FrameReader,
-    UndecodableMessage,
-)
+from erldist.protocol.frame_batch import BatchItem, FrameBatch, new_frame_batch_decoder
+from erldist.protocol.framing import TICK, DistEncoder, UndecodableMessage
 from erldist.protocol.handshake import (
     Acceptor,
     AliveQuery,
@@ -42,23 +38,37 @@ from erldist.protocol.handshake import (
     StatusRequired,
     Step,
 )
-from erldist.term import decode_prefix, encode, encode_into
+from erldist.term import Atom, Pid, Reference, encode, encode_into
 
 log = logging.getLogger("erldist.connection")
 
 #: Seconds of frame handling before the rest of a read waits for the next loop turn.
 WORK_SLICE = 0.005
+#: Decoding cost (bytes, compressed terms counted inflated) of one batch call.
+READ_BUDGET = 64 * 1024
+#: With the pure core, a message costing more is decoded on a worker thread: the
+#: interpreter hands the loop thread its turn every few milliseconds, where one
+#: call of pure-Python decoding would hold it for the whole frame (up to
+#: hundreds of milliseconds for a million-element list). The native decoder
+#: holds the interpreter throughout, so it gains nothing from a thread, and it
+#: decodes such a frame within tens of milliseconds.
+OFFLOAD_AT = 64 * 1024
+_OFFLOAD = native_module() is None
 #: Seconds an accepted socket may stay silent before its handshake is given up.
 SILENT_DEADLINE = 2.0
 #: Flush at once when a batch grows past this, instead of waiting for the turn.
 _FLUSH_AT = 256 * 1024
 #: Messages whose control term is the same from one message to the next (one
-#: sender, one receiver): the control's encoding is reused both ways.
+#: sender, one receiver): the control's encoding is reused for sending.
 _MESSAGES = (control.Send, control.RegSend, control.SendSender)
-#: How many control encodings a connection keeps for sending, and for receiving.
+#: How many control encodings a connection keeps for sending.
 _SEND_HEADERS = 256
-_RECEIVE_HEADERS = 4
 _U32 = struct.Struct(">I")
+#: Signals nobody waits for: written with the next frame that goes out, at the latest
+#: when the loop turn ends.
+_LAZY = signals.DemonitorSignal
+#: No sender or receiver is this: the route cache starts empty.
+_NOBODY = object()
 #: A payload of known encoded size, framed once to learn a control's header.
 _PROBE = 0
 _PROBE_SIZE = len(encode(_PROBE)) - 1  # less the version byte
@@ -71,44 +81,28 @@ class _Headers:
     distribution header or pass-through byte, the control term, and the
     payload's version byte where the mode has one, so that the payload
     follows as ``encode_into`` writes it. Sending reuses it instead of
-    encoding the control again. Receiving uses it the other way: a frame
-    that starts with the header of a control term seen before *is* that
-    control term and a payload (terms are self-delimiting, and the encoder
-    and decoder are inverses), so only the payload is decoded. A peer that
-    encodes the control otherwise simply never matches.
+    encoding the control again.
     """
 
-    def __init__(self, encoder: DistEncoder, decoder: DistDecoder) -> None:
+    def __init__(self, encoder: DistEncoder) -> None:
         self._encoder = encoder
-        self._decoder = decoder
         self._sending: dict[tuple[Any, ...], bytes] = {}
         self._last_sent: tuple[Any, ...] | None = None
-        self._receiving: list[tuple[bytes, Callable[..., control.ControlMessage]]] = []
-        self._last_received: tuple[Any, ...] | None = None
 
     def header(self, ctrl: tuple[Any, ...]) -> bytes:
         """The bytes before the payload in every frame carrying ``ctrl``."""
         return self._encoder.frame(ctrl, _PROBE)[_U32.size : -_PROBE_SIZE]
 
-    def frame_into(self, out: bytearray, msg: control.ControlMessage) -> None:
-        """Append ``msg``'s frame to ``out``, as ``DistEncoder.frame_into`` would."""
+    def frame_into(self, out: bytearray, msg: control.ControlMessage) -> bytes | None:
+        """Append ``msg``'s frame to ``out``, as ``DistEncoder.frame_into`` would;
+        the header it reused, if any."""
         ctrl, payload = control.to_terms(msg)
         header = self._send_header(ctrl) if isinstance(msg, _MESSAGES) else None
         if header is None:
             self._encoder.frame_into(out, ctrl, payload)
-            return
-        start = len(out)
-        out += b"\0\0\0\0"
-        out += header
-        try:
-            encode_into(out, payload)
-            length = len(out) - start - _U32.size
-            if length > 0xFFFFFFFF:
-                raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
-        except BaseException:
-            del out[start:]
-            raise
-        _U32.pack_into(out, start, length)
+            return None
+        payload_into(out, header, payload)
+        return header
 
     def _send_header(self, ctrl: tuple[Any, ...]) -> bytes | None:
         """The cached header of ``ctrl``, made when it follows itself in a row."""
@@ -120,31 +114,32 @@ class _Headers:
         self._last_sent = ctrl
         return header
 
-    def parse(self, frame: bytes) -> control.ControlMessage | None:
-        """The message in ``frame`` if its control term is a known one, else None."""
-        for header, make in self._receiving:
-            if frame.startswith(header):
-                try:
-                    payload, end = decode_prefix(frame, len(header), limits=self._decoder.limits,
-                                                 version_byte=False)
-                except DecodeError:
-                    return None  # the full decode reports it
-                return make(message=payload) if end == len(frame) else None
-        return None
 
-    def learn(self, frame: bytes, ctrl: Any, msg: control.ControlMessage) -> None:
-        """Remember ``ctrl``'s header when a message repeats the previous one's."""
-        if not isinstance(msg, _MESSAGES):
-            return
-        if ctrl != self._last_received:
-            self._last_received = ctrl
-            return
-        header = self.header(ctrl)
-        if frame.startswith(header):
-            fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)
-                      if f.name != "message"}
-            self._receiving.insert(0, (header, functools.partial(type(msg), **fields)))
-            del self._receiving[_RECEIVE_HEADERS:]
+def payload_into(out: bytearray, header: bytes, payload: Any) -> None:
+    """Append the frame of ``header`` (see ``_Headers.header``) and ``payload`` to ``out``."""
+    start = len(out)
+    out += b"\0\0\0\0"
+    out += header
+    try:
+        encode_into(out, payload)
+        length = len(out) - start - _U32.size
+        if length > 0xFFFFFFFF:
+            raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
+    except BaseException:
+        del out[start:]
+        raise
+    _U32.pack_into(out, start, length)
+
+
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _decode_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The one worker thread that decodes costly frames (one at a time, process-wide)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="erldist-decode")
+    return _POOL
 
 
 class ConnectionOwner(Protocol):
@@ -190,11 +185,12 @@ class Connection(asyncio.Protocol):
         self.established: asyncio.Future[HandshakeResult] = self.loop.create_future()
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.transport: asyncio.Transport | None = None
-        self._reader: FrameReader | None = None
-        self._decoder: DistDecoder | None = None
+        self._batch: FrameBatch | None = None
         self._headers: _Headers | None = None
         self._out = bytearray()
         self._flush_scheduled = False
+        #: A frame went out at once since the last read or flush: batch the next.
+        self._batching = False
         self._wrote = False
         self._last_read = self.loop.time()
         self._ticker: asyncio.TimerHandle | None = None
@@ -208,8 +204,15 @@ class Connection(asyncio.Protocol):
         self.dropped = 0
         #: Signals whose handling raised (contained, link kept).
         self.failed = 0
-        #: Frames read but held back while a full mailbox pushes back on us.
-        self._backlog: list[bytes | None] = []
+        #: Messages decoded but held back while a full mailbox pushes back on us.
+        self._items: list[BatchItem] = []
+        #: Bytes read while held (not yet given to the decoder).
+        self._raw: list[bytes] = []
+        #: The last message route sent along (sender, receiver) and its frame header.
+        self._route_out: tuple[object, object, bytes] = (_NOBODY, _NOBODY, b"")
+        #: The control term of the last message received, and its sender and receiver.
+        self._route_ctrl: object = None
+        self._route: tuple[Pid | None, Pid | Atom | Reference] = (None, Atom(""))
         self._holds = 0
         self._started = self.loop.time()
         #: Whether the peer has sent anything yet.
@@ -218,6 +221,8 @@ class Connection(asyncio.Protocol):
         self.pauses = 0
         #: Times one read's frames took more than a work slice and were split.
         self.slices = 0
+        #: Costly frames decoded on the worker thread (pure core).
+        self.offloaded = 0
 
     # --- asyncio.Protocol ------------------------------------------------------------
 
@@ -230,6 +235,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_read = self.loop.time()
+        self._batching = False
         if not self.heard:
             self.heard = True
             self._arm_handshake_deadline()  # it spoke: the rest of the full budget
@@ -267,7 +273,8 @@ class Connection(asyncio.Protocol):
                 fut.set_result(None)
         if not self.closed.done():
             self.closed.set_result(self._close_reason)
-        self._backlog = []
+        self._items = []
+        self._raw = []
         if self.result is not None:
             self.owner.connection_down(self, self._close_reason)
 
@@ -355,9 +362,9 @@ class Connection(asyncio.Protocol):
         self.result = result
         self.peer_name = result.peer_name
         config = self.owner.config
-        self._reader = FrameReader(config.max_message_bytes)
-        self._decoder = DistDecoder(result.flags, config.decode_limits)
-        self._headers = _Headers(DistEncoder(result.flags), self._decoder)
+        self._batch = new_frame_batch_decoder(result.flags, config.decode_limits,
+                                              config.max_message_bytes)
+        self._headers = _Headers(DistEncoder(result.flags))
         ticktime = config.net_ticktime
         self._tick_interval = ticktime / 4
         self._silence_limit = ticktime
@@ -373,66 +380,123 @@ class Connection(asyncio.Protocol):
     # --- connected phase -------------------------------------------------------------
 
     def _receive_frames(self, data: bytes) -> None:
-        assert self._reader is not None
-        frames = self._reader.feed(data)
         if self._holds:
-            self._backlog += frames
-        else:
-            self._handle_frames(frames)
+            self._raw.append(data)  # reading is paused; this was read before it was
+            return
+        assert self._batch is not None
+        self._items = self._batch.feed(data, READ_BUDGET)
+        self._work(time.perf_counter())
 
-    def _handle_frames(self, frames: list[bytes | None]) -> None:
-        """Turn frames into signals for the owner, until done or told to hold.
+    def _work(self, start: float) -> None:
+        """Hand on what was decoded, then decode more, until done or told to hold.
 
-        Work on one read is cut into slices of ``WORK_SLICE`` seconds: past
-        that, the rest waits (reading paused meanwhile) as long as the slice
-        took, so a peer's burst of costly frames cannot keep the loop from
-        every other connection, tick and process.
+        Each batch call decodes at most ``READ_BUDGET`` of cost. Past
+        ``WORK_SLICE`` seconds the rest waits (reading paused meanwhile) as
+        long as the work took, so a peer's burst of costly frames gets at most
+        half of the loop, whatever it sends, and cannot keep it from every
+        other connection, tick and process.
         """
-        decoder, headers = self._decoder, self._headers
-        assert decoder is not None and headers is not None
-        start = time.perf_counter()
-        for index, frame in enumerate(frames):
-            if self._holds:
-                self._backlog = frames[index:] + self._backlog
+        batch = self._batch
+        assert batch is not None
+        while True:
+            if self._items and not self._hand_on():
+                return  # held, or closed
+            if self._raw:
+                data = b"".join(self._raw)
+                self._raw = []
+                self._items = batch.feed(data, READ_BUDGET)
+                continue
+            cost = batch.next_cost
+            if not cost:
                 return
             spent = time.perf_counter() - start
-            if index and spent > WORK_SLICE:
-                # The rest waits as long as this slice took: a peer whose frames are
-                # costly gets at most half of the loop, whatever it sends.
-                self._backlog = frames[index:] + self._backlog
+            if spent > WORK_SLICE:
                 self.slices += 1
                 self._hold()
                 self.loop.call_later(spent, self.resume_delivery)
                 return
-            if frame is None:
-                continue
-            msg = headers.parse(frame)
-            if msg is None:
-                try:
-                    decoded = decoder.decode(frame)
-                except UndecodableMessage as exc:
-                    self.dropped += 1
-                    log.warning("dropped a message from %s (%d so far): %s", self.peer_name,
-                                self.dropped, exc)
-                    telemetry.emit(telemetry.MessageDropped(self.peer_name or "?",
-                                                            "undecodable"))
-                    continue
-                if decoded is None:
-                    continue
-                ctrl, payload = decoded
-                msg = control.parse(ctrl, payload)
-                headers.learn(frame, ctrl, msg)
-            signal = signals.from_control(msg)
-            if signal is not None:
-                try:
-                    self.owner.on_signal(self, signal)
-                except Exception:
-                    # A bug in handling one signal must not take the link down.
-                    self.failed += 1
-                    log.exception("handling %s from %s failed", type(msg).__name__,
-                                  self.peer_name)
+            if _OFFLOAD and cost > OFFLOAD_AT:
+                self._offload(batch, cost)
+                return
+            self._items = batch.feed(b"", READ_BUDGET)
+
+    def _offload(self, batch: FrameBatch, cost: int) -> None:
+        """Decode the next (costly) frame on the worker thread, holding this link meanwhile.
+
+        Nothing else touches ``batch`` until it is done: reading is paused and
+        what was already read waits in ``_raw``. The link then waits as long as
+        the decoding took, as a work slice does.
+        """
+        self.offloaded += 1
+        self._hold()
+        started = time.perf_counter()
+        future = _decode_pool().submit(batch.feed, b"", cost)
+
+        def done(fut: concurrent.futures.Future[list[BatchItem]]) -> None:
             if self.transport is None or self.transport.is_closing():
                 return
+            try:
+                self._items = fut.result()
+            except ProtocolError as exc:
+                log.warning("closing connection to %s: %s", self.peer_name, exc)
+                self.close("protocol_error")
+                return
+            except Exception:
+                self.failed += 1
+                log.exception("closing connection to %s after an internal error",
+                              self.peer_name)
+                self.close("internal_error")
+                return
+            self.loop.call_later(time.perf_counter() - started, self.resume_delivery)
+
+        def back_on_the_loop(fut: concurrent.futures.Future[list[BatchItem]]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(done, fut)
+
+        future.add_done_callback(back_on_the_loop)
+
+    def _hand_on(self) -> bool:
+        """Turn decoded items into signals for the owner; False when held or closed."""
+        items = self._items
+        on_signal = self.owner.on_signal
+        for index, item in enumerate(items):
+            if self._holds:
+                self._items = items[index:]
+                return False
+            if type(item) is tuple:
+                ctrl, payload = item
+                if ctrl is self._route_ctrl:
+                    signal: signals.Signal | None = signals.MessageSignal(*self._route, payload)
+                else:
+                    signal = signals.from_control(control.parse(ctrl, payload))
+                    if type(signal) is signals.MessageSignal:
+                        # The decoders hand back the same control object for the
+                        # same control bytes: the next message along this route
+                        # skips parsing (see ``DistDecoder._learn``).
+                        self._route_ctrl = ctrl
+                        self._route = (signal.sender, signal.to)
+                if signal is not None:
+                    try:
+                        on_signal(self, signal)
+                    except Exception:
+                        # A bug in handling one signal must not take the link down.
+                        self.failed += 1
+                        log.exception("handling %s from %s failed", type(signal).__name__,
+                                      self.peer_name)
+            elif isinstance(item, UndecodableMessage):
+                self.dropped += 1
+                log.warning("dropped a message from %s (%d so far): %s", self.peer_name,
+                            self.dropped, item)
+                telemetry.emit(telemetry.MessageDropped(self.peer_name or "?", "undecodable"))
+            else:
+                assert isinstance(item, RemoteProtocolError)
+                log.warning("closing connection to %s: %s", self.peer_name, item)
+                self.close("protocol_error")
+            if self.transport is None or self.transport.is_closing():
+                self._items = []
+                return False
+        self._items = []
+        return True
 
     # --- flow control (FlowSource) ---------------------------------------------------
 
@@ -458,9 +522,8 @@ class Connection(asyncio.Protocol):
     def _release(self) -> None:
         if self._holds or self.transport is None or self.transport.is_closing():
             return
-        backlog, self._backlog = self._backlog, []
         try:
-            self._handle_frames(backlog)
+            self._work(time.perf_counter())
         except ProtocolError as exc:
             log.warning("closing connection to %s: %s", self.peer_name, exc)
             self.close("protocol_error")
@@ -483,26 +546,67 @@ class Connection(asyncio.Protocol):
         self._ticker = self.loop.call_later(self._tick_interval, self._tick)
 
     def send_signal(self, signal: signals.Signal) -> None:
-        """Write ``signal`` in the wire form this peer negotiated."""
-        self.send(signals.to_control(signal, self.flags))
+        """Write ``signal`` in the wire form this peer negotiated.
+
+        A message along the same route as the last one (same sender, same
+        receiver) reuses that one's frame header without building its control
+        message. A demonitor waits for the turn's end (or the next frame that
+        goes out at once): nothing waits for it, and a call's demonitor then
+        leaves in one write with the next call's monitor and request.
+        """
+        headers = self._headers
+        if headers is None or self.transport is None or self.transport.is_closing():
+            return
+        if type(signal) is signals.MessageSignal:
+            route = self._route_out
+            if route[0] is signal.sender and (route[1] is signal.to or route[1] == signal.to):
+                payload_into(self._out, route[2], signal.message)
+                self._push(True)
+                return
+            header = headers.frame_into(self._out, signals.to_control(signal, self.flags))
+            if header is not None:
+                self._route_out = (signal.sender, signal.to, header)
+            self._push(True)
+            return
+        headers.frame_into(self._out, signals.to_control(signal, self.flags))
+        self._push(type(signal) is not _LAZY)
+
+    def send_signals(self, *sent: signals.Signal) -> None:
+        """Write several signals in one write (a call's monitor and request)."""
+        if self._headers is None or self.transport is None or self.transport.is_closing():
+            return
+        for signal in sent:
+            self._headers.frame_into(self._out, signals.to_control(signal, self.flags))
+        self._push(True)
 
     def send(self, msg: control.ControlMessage) -> None:
         """Frame one control message (and its payload) and write it, or batch it."""
         if self._headers is None or self.transport is None or self.transport.is_closing():
             return
         self._headers.frame_into(self._out, msg)
-        if not self._flush_scheduled:
-            # The first frame of a loop turn goes out at once, so a lone request
-            # or reply waits for no turn; the rest of the turn's frames are
-            # batched into one write when the turn ends.
+        self._push(True)
+
+    def _push(self, urgent: bool) -> None:
+        """Write now, or at the end of the loop turn.
+
+        The first urgent frame after a read or a flush goes out at once (with
+        any frame waiting before it), so a lone request or reply waits for no
+        turn and schedules nothing; the frames after it are batched into one
+        write when the turn ends, so a burst of sends costs two syscalls, not
+        one each. Reads and flushes start a new batch.
+        """
+        if urgent and not self._batching:
+            self._batching = True
+            self._write()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
-            self._write()
         elif len(self._out) >= _FLUSH_AT:
             self._write()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._batching = False
         self._write()
 
     def _write(self) -> None:

@@ -37,7 +37,7 @@ import logging
 import resource
 import secrets
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from erldist.errors import EpmdError, InvalidArgument
 from erldist.protocol.epmd import (
@@ -112,13 +112,14 @@ class _Connection(asyncio.Protocol):
     # --- asyncio callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A cast, not an isinstance check: uvloop's TCP transports have the
+        # Transport methods without subclassing asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         if not self._server._admit(self):
             self.state = "closing"
-            transport.abort()
+            self._transport.abort()
             return
         self._arm(self._server.request_timeout, "sent no complete request in time")
 

@@ -14,6 +14,7 @@ is dropped here, so nothing is left in any mailbox.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from typing import Any
 
 from erldist import telemetry
@@ -51,6 +52,7 @@ class CallClient:
         self._pending: dict[Reference, asyncio.Future[Any]] = {}
         #: Calls made without a monitor, by the node they wait on.
         self._unmonitored: dict[Reference, str] = {}
+        self._deadlines = _Deadlines(self._pending)
         self.process = router.add_service(None, self._receive)
 
     @property
@@ -75,25 +77,34 @@ class CallClient:
         proc = self.process
         me = proc.pid
         mref = router.alias(proc)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        fut: asyncio.Future[Any] = loop.create_future()
         self._pending[mref] = fut
+        call = (GEN_CALL, (me, ImproperList((_ALIAS,), mref)), request)
         try:
-            async with asyncio.timeout(max(timeout, 0.0)):
-                # The request leaves first and the monitor right after it, in the
-                # same loop turn: the request goes out in the turn's first write
-                # instead of waiting behind the monitor. Nothing is lost: a
-                # target that is gone, or goes before the monitor arrives, gives
-                # noproc at once, and the monitor exists before a reply is awaited.
-                try:
-                    await router.send(me, dest, (GEN_CALL, (me, ImproperList((_ALIAS,), mref)),
-                                                 request))
-                except ConnectError:
-                    raise CallTargetDown(dest, NOCONNECTION) from None
-                if monitor:
-                    await router.monitor(proc, dest, mref)
-                else:
-                    self._unmonitored[mref] = router.resolve(dest)[0]
-                return await fut
+            # Connected and not pushed back (the common case): sent at once, and
+            # the deadline is kept by the shared timer. Otherwise the sending
+            # (a dial, a full socket or mailbox) waits under the same deadline.
+            if monitor:
+                sent = router.monitor_and_send_now(proc, dest, mref, call)
+            else:
+                sent = router.send_now(me, dest, call)
+            if not sent:
+                async with asyncio.timeout_at(deadline):
+                    try:
+                        if monitor:
+                            # The monitor, then the request, in one write: a target
+                            # that is gone, or goes before it answers, gives a DOWN.
+                            await router.monitor_and_send(proc, dest, mref, call)
+                        else:
+                            await router.send(me, dest, call)
+                    except ConnectError:
+                        raise CallTargetDown(dest, NOCONNECTION) from None
+            if not monitor:
+                self._unmonitored[mref] = router.resolve(dest)[0]
+            self._deadlines.add(loop, deadline, mref)
+            return await fut
         except TimeoutError:
             telemetry.emit(telemetry.CallTimedOut(max(timeout, 0.0), repr(dest)))
             raise CallTimeout(dest, timeout) from None
@@ -124,6 +135,15 @@ class CallClient:
         await self._router.send(self.process.pid, dest, (GEN_CAST, request))
 
     def _receive(self, message: Any, _peer: str | None) -> None:
+        if type(message) is tuple and len(message) == 2:  # a reply: checked without match
+            tag = message[0]
+            if (type(tag) is ImproperList and len(tag.items) == 1
+                    and type(tag.items[0]) is Atom and tag.items[0] == _ALIAS
+                    and isinstance(tag.tail, Reference)):
+                fut = self._pending.pop(tag.tail, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(message[1])
+                return
         match message:
             case (ImproperList(items=[Atom("alias")], tail=Reference() as ref), value):
                 fut = self._pending.pop(ref, None)
@@ -133,3 +153,52 @@ class CallClient:
                 fut = self._pending.pop(ref, None)
                 if fut is not None and not fut.done():
                     fut.set_exception(CallTargetDown(target, reason))
+
+
+class _Deadlines:
+    """The deadlines of waiting calls, kept by one timer instead of one per call.
+
+    Calls in a row with the same timeout have deadlines in increasing order,
+    so the timer armed for the earliest stays armed: a call costs a heap push,
+    not a timer armed and cancelled. When the timer fires, every call past its
+    deadline that still waits gets ``TimeoutError``; entries of calls that
+    ended are dropped then, and the heap is rebuilt from the waiting calls
+    whenever ended ones outnumber them.
+    """
+
+    def __init__(self, pending: dict[Reference, asyncio.Future[Any]]) -> None:
+        self._pending = pending
+        self._heap: list[tuple[float, int, Reference]] = []
+        self._seq = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._due: float | None = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, deadline: float, ref: Reference) -> None:
+        heap = self._heap
+        if len(heap) > 2 * len(self._pending) + 64:
+            self._heap = heap = [e for e in heap if e[2] in self._pending]
+            heapq.heapify(heap)
+        self._seq += 1
+        heapq.heappush(heap, (deadline, self._seq, ref))
+        if self._due is None or deadline < self._due:
+            self._arm(loop, deadline)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._due = when
+        self._timer = loop.call_at(when, self._fire, loop, when)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._timer = self._due = None
+        # A loop may run a timer a little before its time (uvloop counts whole
+        # milliseconds): what it was armed for is due, as with asyncio.timeout.
+        heap, now = self._heap, max(loop.time(), when)
+        while heap and heap[0][0] <= now:
+            fut = self._pending.get(heapq.heappop(heap)[2])
+            if fut is not None and not fut.done():
+                fut.set_exception(TimeoutError())
+        while heap and heap[0][2] not in self._pending:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(loop, heap[0][0])

@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import logging
 import secrets
+import struct
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeAlias
@@ -75,6 +76,8 @@ Service: TypeAlias = Callable[[Any, str | None], None]
 #: What answers a SPAWN_REQUEST (set by the RPC layer); None answers ``notsup``.
 SpawnHandler: TypeAlias = Callable[[SpawnRequestSignal, str], None]
 
+_NOISE_BYTES = 4096
+_TWO_U32 = struct.Struct(">II")
 _SHUTDOWN = Atom("shutdown")
 _ABANDONED = Atom("abandoned")
 _SPAWN_REPLY = Atom("spawn_reply")
@@ -95,6 +98,10 @@ class SignalLink(Protocol):
     """An established connection, as the router writes to it."""
 
     def send_signal(self, signal: Signal) -> None: ...
+
+    def send_signals(self, *signals: Signal) -> None:
+        """Several signals in one write."""
+        ...
 
     @property
     def congested(self) -> bool: ...
@@ -132,10 +139,13 @@ class Router:
         self._settings = settings
         self._procs: dict[Pid, Process] = {}
         self._names: dict[Atom, Process] = {}
-        self._services: dict[Pid, Service] = {}
+        #: Keyed by the process object, whose hash is its identity (cheaper than a pid's).
+        self._services: dict[Process, Service] = {}
         self._aliases: dict[Reference, Process] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
+        self._noise = b""
+        self._noise_at = 0
         self._unlink_ids = itertools.count(1)
         self._local: deque[Signal] = deque()
         self._draining = False
@@ -164,9 +174,15 @@ class Router:
         return Pid(self.atom, next(self._pid_ids) & 0x7FFFFFF, 0, self.creation)
 
     def make_ref(self) -> Reference:
-        noise = secrets.randbits(64)  # unguessable: references double as reply tags
-        return Reference(self.atom, self.creation,
-                         (next(self._ref_ids) & 0x3FFFF, noise >> 32, noise & 0xFFFFFFFF))
+        # Unguessable: references double as reply tags. The OS's randomness is
+        # read 4 KiB at a time, not one system call per reference.
+        at = self._noise_at
+        if at >= len(self._noise):
+            self._noise = secrets.token_bytes(_NOISE_BYTES)
+            at = 0
+        self._noise_at = at + 8
+        high, low = _TWO_U32.unpack_from(self._noise, at)
+        return Reference(self.atom, self.creation, (next(self._ref_ids) & 0x3FFFF, high, low))
 
     def is_local(self, pid: Pid) -> bool:
         return pid.node == self.atom
@@ -197,7 +213,7 @@ class Router:
     def add_service(self, name: str | None, handler: Service) -> Process:
         """A system process whose messages go to ``handler`` on the node's loop."""
         proc = self.new_process(name)
-        self._services[proc.pid] = handler
+        self._services[proc] = handler
         return proc
 
     def spawn(
@@ -300,13 +316,72 @@ class Router:
         node, target = self.resolve(to)
         if node == self.name:
             proc = self.lookup(target)
-            if (proc is not None and proc.pid not in self._services
+            if (proc is not None and proc not in self._services
                     and proc.mailbox.overflow is Overflow.BLOCK and proc.mailbox.full):
                 await proc.mailbox.wait_for_space()
             self._on_message(MessageSignal(sender, target, message), None)
             return
         link = self._net.link_to(node) or await self._net.reach(node)
         link.send_signal(MessageSignal(sender, target, message))
+        if link.congested:
+            await link.drain()
+
+    def send_now(self, sender: Pid, to: Destination, message: Term) -> bool:
+        """``send`` to another node when it need not wait: False (nothing sent) for
+        a local destination, a node not connected, or a socket that pushes back."""
+        node, target = self.resolve(to)
+        if node == self.name:
+            return False
+        link = self._net.link_to(node)
+        if link is None or link.congested:
+            return False
+        link.send_signal(MessageSignal(sender, target, message))
+        return True
+
+    def monitor_and_send_now(
+        self, proc: Process, to: Destination, ref: Reference, message: Term
+    ) -> bool:
+        """``monitor_and_send`` when it need not wait, with ``send_now``'s conditions."""
+        if isinstance(to, Reference) or not proc.alive:
+            return False
+        node, _target = self.resolve(to)
+        if node == self.name:
+            return False
+        link = self._net.link_to(node)
+        if link is None or link.congested:
+            return False
+        ref, node, target = self._record_monitor(proc, to, ref)
+        link.send_signals(MonitorSignal(proc.pid, target, ref),
+                          MessageSignal(proc.pid, target, message))
+        return True
+
+    async def monitor_and_send(
+        self, proc: Process, to: Destination, ref: Reference, message: Term
+    ) -> None:
+        """``monitor(process, To)`` under ``ref``, then ``To ! message``, as ``gen:call``
+        does: to a remote node both leave in one write.
+
+        Raises ``ConnectError`` when ``to``'s node cannot be reached (the
+        monitor is then dropped unsent).
+        """
+        self._alive(proc)
+        if isinstance(to, Reference):
+            raise InvalidArgument("monitor a pid, a name or (name, node), not an alias")
+        ref, node, target = self._record_monitor(proc, to, ref)
+        if node == self.name:
+            self._emit(node, MonitorSignal(proc.pid, target, ref))
+            await self.send(proc.pid, to, message)
+            return
+        try:
+            link = self._net.link_to(node) or await self._net.reach(node)
+        except BaseException:
+            proc.state.monitors.pop(ref, None)
+            raise
+        if ref in proc.state.monitors:
+            link.send_signals(MonitorSignal(proc.pid, target, ref),
+                              MessageSignal(proc.pid, target, message))
+        else:
+            link.send_signal(MessageSignal(proc.pid, target, message))
         if link.congested:
             await link.drain()
 
@@ -362,7 +437,7 @@ class Router:
         self._table[type(signal)](signal, origin)
 
     def _deliver(self, proc: Process, message: Any, origin: Origin | None) -> None:
-        service = self._services.get(proc.pid)
+        service = self._services.get(proc)
         if service is not None:
             try:
                 service(message, origin.peer_name if origin is not None else None)
@@ -378,7 +453,7 @@ class Router:
             telemetry.emit(telemetry.MessageDropped(repr(proc.pid), "mailbox_full"))
 
     def _deliver_signal(self, proc: Process, message: Down | Exit | NodeDownMessage) -> None:
-        if proc.pid in self._services:
+        if proc in self._services:
             self._deliver(proc, message, None)
         else:
             proc.mailbox.put_signal(message)
@@ -653,7 +728,7 @@ class Router:
             return
         proc.exit_reason = reason
         del self._procs[proc.pid]
-        self._services.pop(proc.pid, None)
+        self._services.pop(proc, None)
         for name in proc.state.names:
             self._names.pop(name, None)
         for ref in proc.state.aliases:
