@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from erldist.runtime import peers
+from erldist.runtime import epmd_client
 from erldist.runtime.node import Node
 from tests.support.aio import run
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
@@ -37,14 +37,14 @@ def test_a_dial_still_at_epmd_yields_to_the_peers(release: str, epmd: EpmdProces
         node = await Node.start(f"{unique_name('z')}@127.0.0.1", COOKIE, epmd_port=epmd.port)
         release_lookup = asyncio.Event()
         asked = asyncio.Event()
-        real = peers.epmd_client.port_please
+        real = epmd_client.port_please
 
         async def held(*args: Any, **kwargs: Any) -> Any:
             asked.set()
             await release_lookup.wait()
             return await real(*args, **kwargs)
 
-        monkeypatch.setattr(peers.epmd_client, "port_please", held)
+        monkeypatch.setattr(epmd_client, "port_please", held)
         try:
             dial = asyncio.create_task(node.connect(erl.name))
             await asyncio.wait_for(asked.wait(), 10)
