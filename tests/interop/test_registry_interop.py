@@ -3,9 +3,10 @@ Python node's names, among real Erlang nodes (OTP 25 and 28).
 
 The Python server here is a hand-written process answering ``$gen_call`` with
 ``runtime.gen.reply`` (the server class of the process work is not used).
-Elixir is not installed on this machine: Elixir's ``GenServer.call({:global,
-name}, ...)`` is the same ``gen:call`` through ``global:whereis_name`` that
-Erlang's ``gen_server:call({global, Name}, ...)`` below makes.
+Erlang's ``gen_server:call({global, Name}, ...)`` below is the same
+``gen:call`` through ``global:whereis_name`` that Elixir's
+``GenServer.call({:global, name}, ...)`` makes; that one runs against a real
+Elixir node in ``test_process_elixir.py`` (Debian's Elixir, on OTP 25).
 """
 
 from __future__ import annotations
