@@ -7,7 +7,10 @@ one cluster, the Python nodes holding ``--names`` global names each. Prints:
 * how long a Python node holding names takes from ``connect`` until
   ``global:sync()`` has returned on every Erlang node (its names with them);
 * how long every Erlang node keeps a name after its Python process exits;
-* how long every Erlang node keeps the names of a SIGKILLed Python node.
+* how long every Erlang node keeps the names of a SIGKILLed Python node (a
+  node in its own OS process that registered ``--kill-names`` names from
+  Python, killed once every Erlang node lists them, which may be while its
+  connections to the other nodes are still being made).
 
 Removal times are from the event (exit, kill) to the moment the last Erlang
 node answers ``undefined``, polled inside Erlang every millisecond.
@@ -28,9 +31,9 @@ from erldist.term.types import Atom
 
 COOKIE = "benchglobal"
 _GSYNC_US = ("GSyncUs = fun() -> {T, ok} = timer:tc(global, sync, []), T end.")
-_GONE_MS = ("GoneMs = fun(N) -> T0 = erlang:monotonic_time(millisecond), "
-            "W = fun L() -> case global:whereis_name(N) of undefined -> ok; "
-            "_ -> timer:sleep(1), L() end end, W(), "
+_GONE_MS = ("GoneMs = fun(Ns) -> T0 = erlang:monotonic_time(millisecond), "
+            "W = fun L() -> case [N || N <- Ns, global:whereis_name(N) =/= undefined] of "
+            "[] -> ok; _ -> timer:sleep(1), L() end end, W(), "
             "erlang:monotonic_time(millisecond) - T0 end.")
 
 
@@ -46,13 +49,20 @@ async def _until(cond: object, what: str, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _gone_everywhere(erls: list[ErlNode], name: str, t0: float) -> float:
-    """Seconds from ``t0`` until every Erlang node has forgotten ``name``."""
-    await asyncio.gather(*(_eval(e, f"GoneMs({name}).") for e in erls))
+async def _gone_everywhere(erls: list[ErlNode], names: str, t0: float) -> float:
+    """Seconds from ``t0`` until every Erlang node has forgotten each of ``names``
+    (an Erlang list)."""
+    await asyncio.gather(*(_eval(e, f"GoneMs({names}).") for e in erls))
     return time.monotonic() - t0
 
 
-async def run(release: str, names: int, runs: int) -> None:
+def _figures(label: str, seconds: list[float], what: str) -> str:
+    ms = [s * 1000 for s in seconds]
+    return (f"  {label:<22} median {statistics.median(ms):7.2f} ms   min {min(ms):7.2f} ms"
+            f"   max {max(ms):7.2f} ms   ({what})")
+
+
+async def run(release: str, names: int, runs: int, kill_names: int) -> None:
     epmd = EpmdProcess.start()
     erls: list[ErlNode] = []
     pys: list[Node] = []
@@ -83,8 +93,7 @@ async def run(release: str, names: int, runs: int) -> None:
             for erl in erls:
                 sync_s.append(int(await _eval(erl, "GSyncUs().")) / 1e6)
         print(f"OTP {release}: 3 erl + 2 Python nodes, {2 * names} Python-held names")
-        print(f"  global:sync()          median {statistics.median(sync_s) * 1000:7.2f} ms"
-              f"   max {max(sync_s) * 1000:7.2f} ms   ({len(sync_s)} calls)")
+        print(_figures("global:sync()", sync_s, f"{len(sync_s)} calls"))
 
         joins: list[float] = []
         for r in range(runs):
@@ -104,9 +113,9 @@ async def run(release: str, names: int, runs: int) -> None:
                     assert await _is_on(erl, f"join_{r}_0", joiner.name)
             finally:
                 await joiner.stop()
-        print(f"  join with names, then  median {statistics.median(joins) * 1000:7.2f} ms"
-              f"   max {max(joins) * 1000:7.2f} ms   ({runs} joins of a node holding"
-              f" {names} names, until global:sync() returns on all 3)")
+        print(_figures("join with names, then", joins,
+                       f"{runs} joins of a node holding {names} names, until "
+                       "global:sync() returns on all 3"))
 
         base: list[float] = []
         for r in range(runs):
@@ -125,8 +134,7 @@ async def run(release: str, names: int, runs: int) -> None:
                 base.append(time.monotonic() - t0)
             finally:
                 joiner_erl.stop()
-        print(f"  same, an erl node      median {statistics.median(base) * 1000:7.2f} ms"
-              f"   max {max(base) * 1000:7.2f} ms   (baseline: OTP's own join)")
+        print(_figures("same, an erl node", base, "baseline: OTP's own join"))
 
         exits: list[float] = []
         for r in range(runs):
@@ -134,9 +142,8 @@ async def run(release: str, names: int, runs: int) -> None:
             assert await pys[0].register_name(Atom(f"bench_exit_{r}"), proc.pid)
             t0 = time.monotonic()
             proc.exit(Atom("shutdown"))
-            exits.append(await _gone_everywhere(erls, f"bench_exit_{r}", t0))
-        print(f"  name gone after exit   median {statistics.median(exits) * 1000:7.2f} ms"
-              f"   max {max(exits) * 1000:7.2f} ms   ({runs} exits)")
+            exits.append(await _gone_everywhere(erls, f"[bench_exit_{r}]", t0))
+        print(_figures("name gone after exit", exits, f"{runs} exits"))
 
         killed: list[float] = []
         for r in range(runs):
@@ -145,20 +152,24 @@ async def run(release: str, names: int, runs: int) -> None:
             assert peer.stdout is not None
             assert (await asyncio.to_thread(peer.stdout.readline)).strip() == b"ready"
             await _eval(erls[0], f"net_adm:ping('{name}').")
-            # The evaluator keeps bindings between calls: one fresh variable per run.
-            await _eval(erls[0], f"{{echo, '{name}'}} ! {{self(), hi}}, "
-                                 f"Echo{r} = receive {{EchoP{r}, hi}} -> EchoP{r} "
-                                 "after 10000 -> none end, "
-                                 f"yes = global:register_name(bench_kill_{r}, Echo{r}), ok.")
+            # The peer registers its names from Python (its ``owner`` process).
+            kill_list = "[" + ",".join(f"{{bench_kill, {r}, {n}}}" for n in range(kill_names)) + "]"
+            assert await _eval(erls[0], f"[begin {{owner, '{name}'}} ! {{self(), {{global, N}}}}, "
+                                        "receive {_, R, _} -> R after 10000 -> none end end "
+                                        f"|| N <- {kill_list}].") \
+                == "[" + ",".join(["yes"] * kill_names) + "]"
+            # No wait for the full mesh: a kill may land while its connections are
+            # still being made (a simultaneous connect's nok, see runtime/peers.py).
             for erl in erls:
-                await _until(lambda e=erl, n=r, h=name: _is_on(e, f"bench_kill_{n}", h), "the name")
+                await _until(lambda e=erl, n=r, h=name: _is_on(
+                    e, f"{{bench_kill, {n}, {kill_names - 1}}}", h), "the names")
             t0 = time.monotonic()
             peer.kill()
-            killed.append(await _gone_everywhere(erls, f"bench_kill_{r}", t0))
+            killed.append(await _gone_everywhere(erls, kill_list, t0))
             peer.wait()
             peer = None
-        print(f"  names gone after kill  median {statistics.median(killed) * 1000:7.2f} ms"
-              f"   max {max(killed) * 1000:7.2f} ms   ({runs} SIGKILLs)")
+        print(_figures("names gone after kill", killed,
+                       f"{runs} SIGKILLs of a node holding {kill_names} names"))
     finally:
         if peer is not None:
             peer.kill()
@@ -179,7 +190,9 @@ async def _sees(erl: ErlNode, node: str) -> bool:
 
 
 async def _is_on(erl: ErlNode, name: str, node: str) -> bool:
-    return await _eval(erl, f"node(global:whereis_name({name})).") == f"'{node}'"
+    # A fun's head binds afresh (the evaluator keeps every other binding).
+    return await _eval(erl, "(fun(undefined) -> undefined; (Pid) -> node(Pid) end)"
+                            f"(global:whereis_name({name})).") == f"'{node}'"
 
 
 def main() -> None:
@@ -187,8 +200,10 @@ def main() -> None:
     parser.add_argument("--otp", default="25", choices=("25", "28"))
     parser.add_argument("--names", type=int, default=100, help="names per Python node")
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--kill-names", type=int, default=10,
+                        help="names the SIGKILLed node registers")
     args = parser.parse_args()
-    asyncio.run(run(args.otp, args.names, args.runs))
+    asyncio.run(run(args.otp, args.names, args.runs, args.kill_names))
 
 
 if __name__ == "__main__":

@@ -139,3 +139,40 @@ def test_racing_for_one_name_leaves_one_owner(release: str, epmd: EpmdProcess,
                 await node.stop()
 
     run(scenario())
+
+
+def test_re_register_moves_a_name_both_ways(release: str, epmd: EpmdProcess) -> None:
+    """``re_register_name`` from Python takes an Erlang-held name (its old holder
+    lives on, as in OTP), and Erlang's takes it back; every table follows."""
+
+    async def scenario() -> None:
+        async with _erl_pair(release, epmd) as (a, b):
+            node = await _cluster(a, b, epmd)
+            try:
+                await a.eval("RR = spawn(fun() -> receive stop -> ok end end), "
+                             "yes = global:register_name(moved, RR).")
+                await _wait_for(lambda: _has(node, Atom("moved")), "moved in Python")
+                proc = node.process()
+                await node.re_register_name(Atom("moved"), proc.pid)
+                assert node.whereis_name(Atom("moved")) == proc.pid
+                for erl in (a, b):
+                    assert await erl.eval("node(global:whereis_name(moved)).") \
+                        == f"'{node.name}'"
+                assert await a.eval("is_process_alive(RR).") == "true"
+
+                assert await a.eval("global:re_register_name(moved, RR).") == "yes"
+                await _wait_for(lambda: _holder_on(node, "moved", a.name), "moved back")
+                assert await b.eval("node(global:whereis_name(moved)).") == f"'{a.name}'"
+                assert proc.alive
+                assert node.registered_names() == [Atom("moved")]
+                for erl in (a, b):
+                    assert await erl.eval("global:registered_names().") == "[moved]"
+            finally:
+                await node.stop()
+
+    run(scenario())
+
+
+async def _holder_on(node: Node, name: str, where: str) -> bool:
+    pid = node.whereis_name(Atom(name))
+    return pid is not None and str(pid.node) == where

@@ -3,9 +3,10 @@ Python node's names, among real Erlang nodes (OTP 25 and 28).
 
 The Python server here is a hand-written process answering ``$gen_call`` with
 ``runtime.gen.reply`` (the server class of the process work is not used).
-Elixir is not installed on this machine: Elixir's ``GenServer.call({:global,
-name}, ...)`` is the same ``gen:call`` through ``global:whereis_name`` that
-Erlang's ``gen_server:call({global, Name}, ...)`` below makes.
+Erlang's ``gen_server:call({global, Name}, ...)`` below is the same
+``gen:call`` through ``global:whereis_name`` that Elixir's
+``GenServer.call({:global, name}, ...)`` makes; that one runs against a real
+Elixir node in ``test_process_elixir.py`` (Debian's Elixir, on OTP 25).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def test_names_of_a_killed_python_node_vanish(release: str, epmd: EpmdProcess) -
     async def scenario() -> None:
         async with _erl_pair(release, epmd) as (a, b):
             assert await a.eval(f"net_adm:ping('{b.name}').") == "pong"
+            for erl in (a, b):
+                await erl.eval("{ok, _} = pg:start(pg), ok.")
             py_name = f"{unique_name('pyk')}@127.0.0.1"
             peer = pypeer.spawn(py_name, COOKIE, epmd.port)
             try:
@@ -113,11 +116,26 @@ def test_names_of_a_killed_python_node_vanish(release: str, epmd: EpmdProcess) -
                              "EchoPid = receive {P, hi} -> P after 10000 -> none end, "
                              "yes = global:register_name(py_echo, EchoPid), ok.")
                 assert await b.eval("node(global:whereis_name(py_echo)).") == f"'{py_name}'"
+                # The Python node registers names of its own, and joins a pg group.
+                for i, request in enumerate(("{global, py_own}", "{global, <<\"py.own\">>}",
+                                             "{pg, py_grp}")):
+                    assert await a.eval(f"{{owner, '{py_name}'}} ! {{self(), {request}}}, "
+                                        f"receive {{_, Got{i}, _}} -> Got{i} "
+                                        "after 10000 -> none end.") in ("yes", "ok")
+                for erl in (a, b):
+                    for name in ("py_own", "<<\"py.own\">>"):
+                        await _wait_for(lambda e=erl, n=name: _is(
+                            e, f"node(global:whereis_name({n}))", f"'{py_name}'"), name)
+                    await _wait_for(lambda e=erl: _is(e, "length(pg:get_members(py_grp))", "1"),
+                                    f"the python member on {erl.name}")
                 peer.kill()
                 for erl in (a, b):
-                    await _wait_for(lambda e=erl: _is(e, "global:whereis_name(py_echo)",
-                                                      "undefined"),
-                                    f"py_echo to go on {erl.name}")
+                    for name in ("py_echo", "py_own", "<<\"py.own\">>"):
+                        await _wait_for(lambda e=erl, n=name: _is(
+                            e, f"global:whereis_name({n})", "undefined"),
+                            f"{name} to go on {erl.name}")
+                    await _wait_for(lambda e=erl: _is(e, "pg:get_members(py_grp)", "[]"),
+                                    f"the killed node's pg member to go on {erl.name}")
                 for erl in (a, b):
                     await erl.sync()
             finally:

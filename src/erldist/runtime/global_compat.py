@@ -87,6 +87,7 @@ from erldist.runtime.router import Router
 from erldist.runtime.services.global_names import (
     GlobalName,
     NameTable,
+    Resolution,
     resolve_locally,
     resolve_reply,
 )
@@ -492,12 +493,20 @@ class GlobalCompat:
         if verdict is None:
             log.info("global: cannot run resolver %r for %r in Python", method, name)
             return (Atom("EXIT"), (Atom("undef"), method))
+        # Erlang's exit/2 and ! return at once, connecting in the background;
+        # answering only once a loser's node is reached would let that node
+        # meet us before it hears the verdict, and OTP 28 then drops our names
+        # there (a stale init_connect_ack makes it restart_connect with us).
+        self._spawn(self._carry_out(verdict))
+        log.info("global: name conflict on %r resolved for %r", name, verdict.winner)
+        return verdict.winner if verdict.winner is not None else Atom("none")
+
+    async def _carry_out(self, verdict: Resolution) -> None:
+        """Send a resolver's exits, then its notices, in that order."""
         for victim in verdict.kill:
             await self._router.send_exit(self.pid, victim, KILL)
         for to, message in verdict.notify:
             await self._router.send(self.pid, to, message)
-        log.info("global: name conflict on %r resolved for %r", name, verdict.winner)
-        return verdict.winner if verdict.winner is not None else Atom("none")
 
     async def _resolve_it(self, method: Term, name: Term, pid1: Pid, pid2: Pid) -> Any:
         """``global:resolve_it`` run on ``pid2``'s node: ours in Python, else via rex."""

@@ -191,14 +191,19 @@ class Peers:
             return "ok"
         if record.state is PeerState.UP:
             return "alive"
-        # Both sides dial at once: the greater name keeps its own attempt.
-        if self.identity.name_str > peer:
+        # Both sides dial at once: the greater name keeps its own attempt, once that
+        # attempt has a socket. Before that (asking EPMD, connecting)
+        # nothing of ours reached the peer, and a peer told ``nok`` waits for our
+        # dial with no socket to watch: if we died then, it would notice only at
+        # its setup timeout (net_setuptime, 7 s), and our global names with it.
+        if self.identity.name_str > peer and record.dialing is not None:
             return "nok"
         record.superseded = True
         if record.dialing is not None:
             record.dialing.abort("superseded")
         elif record.dial is not None:
             record.dial.cancel()
+        self.loop.call_later(self.config.connect_timeout, self._expire, record)
         return "ok_simultaneous"
 
     def connection_up(self, conn: Connection) -> bool:
@@ -304,11 +309,10 @@ class Peers:
             async with asyncio.timeout(remaining):
                 if self.tls is None:
                     _, conn = await self.loop.create_connection(
-                        lambda: Connection(self, machine, peer_name=key), peer.host, address.port
+                        lambda: self._dialing(record, machine), peer.host, address.port
                     )
                 else:
-                    conn = await self._dial_tls(machine, peer, address.port, remaining)
-            record.dialing = conn
+                    conn = await self._dial_tls(machine, peer, address.port, remaining, record)
             await conn.established
         except Exception as exc:
             if isinstance(exc, HandshakeError) and _refused_with_nok(record):
@@ -320,8 +324,14 @@ class Peers:
         finally:
             record.dialing = None
 
+    def _dialing(self, record: Peer, machine: Initiator) -> Connection:
+        """Our dial's connection, recorded as soon as the socket is connected (its
+        first bytes are then already on their way)."""
+        conn = record.dialing = Connection(self, machine, peer_name=record.name)
+        return conn
+
     async def _dial_tls(self, machine: Initiator, peer: NodeName, port: int,
-                        timeout: float) -> Connection:
+                        timeout: float, record: Peer) -> Connection:
         """Connect with TLS; the peer's host is SNI and the name its certificate must bear."""
         assert self.tls is not None
         key = str(peer)
@@ -330,7 +340,7 @@ class Peers:
             # waiting for a handshake message) is then reported as a TLS
             # failure, not as a bare timeout.
             protocol = await tls.dial(self.tls, peer.host, port, max(0.05, timeout * 0.9),
-                                      lambda: Connection(self, machine, peer_name=key),
+                                      lambda: self._dialing(record, machine),
                                       peer=key)
         except TlsError as error:
             tls.report(error, "dial")
