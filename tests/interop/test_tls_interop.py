@@ -23,7 +23,7 @@ import pytest
 
 from erldist import Atom, Node, NodeDown, NodeUp, cluster, telemetry
 from erldist.errors import ConnectFailed, TlsError, TlsFailure
-from erldist.runtime.tls import TlsSettings
+from erldist.tls_settings import TlsSettings
 from tests.support.aio import EventLog, wait_for
 from tests.support.nodes import erl
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
