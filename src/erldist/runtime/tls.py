@@ -42,8 +42,6 @@ log = logging.getLogger("erldist.tls")
 
 #: A fatal TLS 1.2 ``unexpected_message`` alert, in a plaintext record.
 _UNEXPECTED_MESSAGE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0A])
-#: Bytes a ``_Batched`` transport holds before it writes without waiting for the turn's end.
-_BATCH_LIMIT = 256 * 1024
 #: TLS handshakes being accepted at once; past this new sockets are closed at once.
 MAX_TLS_HANDSHAKES = 256
 
@@ -267,7 +265,9 @@ class _Relay(asyncio.Protocol):
 
     def hand_over(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> None:
         transport.set_protocol(_Feed(protocol))
-        protocol.connection_made(_Batched(transport))
+        # The connection batches a loop turn's frames itself (the first at once,
+        # the rest as one write at the turn's end), so each write is one record.
+        protocol.connection_made(transport)
         for chunk in self._data:
             protocol.data_received(chunk)
         self._data = []
@@ -275,65 +275,6 @@ class _Relay(asyncio.Protocol):
             protocol.eof_received()
         if self._lost is not None:
             protocol.connection_lost(self._lost[0])
-
-
-class _Batched(asyncio.Transport):
-    """The TLS transport as the connection sees it: one write per loop turn.
-
-    Each write to a TLS transport is a record and a ``send``; over TLS a peer
-    (OTP's ``ssl`` processes) pays for every record it receives, so what one
-    loop turn writes goes out as one record when the turn ends.
-    """
-
-    def __init__(self, inner: asyncio.Transport) -> None:
-        super().__init__()
-        self._inner = inner
-        self._out = bytearray()
-        self._loop = asyncio.get_running_loop()
-        self._scheduled = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._out += data
-        if len(self._out) >= _BATCH_LIMIT:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._end_of_turn)
-
-    def _end_of_turn(self) -> None:
-        self._scheduled = False
-        self._flush()
-
-    def _flush(self) -> None:
-        if self._out and not self._inner.is_closing():
-            self._inner.write(bytes(self._out))
-        self._out.clear()
-
-    def close(self) -> None:
-        self._flush()
-        self._inner.close()
-
-    def abort(self) -> None:
-        self._out.clear()
-        self._inner.abort()
-
-    def is_closing(self) -> bool:
-        return self._inner.is_closing()
-
-    def pause_reading(self) -> None:
-        self._inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._inner.resume_reading()
-
-    def is_reading(self) -> bool:
-        return self._inner.is_reading()
-
-    def get_write_buffer_size(self) -> int:
-        return len(self._out) + self._inner.get_write_buffer_size()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._inner.get_extra_info(name, default)
 
 
 class _Feed(asyncio.BufferedProtocol):
