@@ -165,7 +165,7 @@ def _tls(value: object) -> TlsSettings | None:
     if isinstance(value, Mapping):
         try:
             return TlsSettings.from_mapping(value)
-        except (TlsSettingsError, TypeError) as exc:  # TypeError: a key that is not a name
+        except TlsSettingsError as exc:
             raise InvalidConfigValue("tls", f"tls: {exc}") from None
     raise InvalidConfigValue("tls", "tls must be a TlsSettings, a mapping of its fields, or "
                                     f"None, not {type(value).__name__}")

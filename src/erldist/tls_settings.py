@@ -125,6 +125,8 @@ def _versions(value: object) -> tuple[str, ...]:
         raise TlsSettingsError(f"TLS versions must be a tuple of names such as "
                                f"('tlsv1.2',), not {value!r}")
     versions = tuple(value)
+    if not all(isinstance(v, str) for v in versions):
+        raise TlsSettingsError(f"TLS versions must be names such as 'tlsv1.2', not {value!r}")
     if not versions:
         raise TlsSettingsError("TLS versions must name at least one TLS version")
     unknown = [v for v in versions if v not in VERSIONS]

@@ -343,6 +343,8 @@ def test_tls_takes_settings_or_a_mapping_of_their_fields() -> None:
     ({"certfile": "node.pem"}, "TLS needs keyfile, cacertfile"),
     ({**TLS, "versions": ("tlsv1.1",)}, "unknown TLS version(s) 'tlsv1.1'"),
     ({**TLS, "versions": "tlsv1.2"}, "TLS versions must be a tuple of names"),
+    ({**TLS, "versions": [["tlsv1.2"]]}, "TLS versions must be names such as 'tlsv1.2'"),
+    (dict([*TLS.items(), ("x", 1), (2, "y")]), "unknown TLS setting(s) 2, x"),
     ({**TLS, "verify_peer": "yes"}, "TLS verify_peer must be True or False, not str"),
     ({**TLS, "certfile": ""}, "TLS certfile must be a non-empty path"),
 ])
