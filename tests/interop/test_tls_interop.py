@@ -216,6 +216,31 @@ async def test_erlang_dials_python_with_mutual_tls(
         await py.stop()
 
 
+async def test_tls_1_3_both_directions(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    """An OTP node allowing only TLS 1.3, with Python nodes allowing 1.2 and 1.3: each
+    side dials the other, and the link runs TLS 1.3 (post-handshake tickets and all)."""
+    e = start_erl(erl_nodes, epmd, certs, ErlTls(versions="['tlsv1.3']"))
+    dialer = await start_py(epmd, settings(certs, versions=("tlsv1.2", "tlsv1.3")))
+    dialed = await start_py(epmd, settings(certs, "other", versions=("tlsv1.3",)))
+    try:
+        assert await dialer.ping(e.name)
+        assert await erl(e, f"net_adm:ping('{dialed.name}').") == "pong"
+        for node in (dialer, dialed):
+            conn = node.connection(e.name)
+            assert conn is not None and conn.transport is not None
+            assert conn.transport.get_extra_info("ssl_object").version() == "TLSv1.3"
+        box = dialed.process("tls13")
+        assert await erl(e, f"{{tls13, '{dialed.name}'}} ! {{hi, node()}}, ok.") == "ok"
+        assert await box.receive(10) == (Atom("hi"), Atom(e.name))
+        apps = await dialer.call(("application_controller", e.name), Atom("which_applications"))
+        assert Atom("kernel") in [app[0] for app in apps]
+    finally:
+        await dialer.stop()
+        await dialed.stop()
+
+
 async def test_python_to_python_over_tls(epmd: EpmdProcess, certs: Certs) -> None:
     a = await start_py(epmd, settings(certs))
     b = await start_py(epmd, settings(certs, "other", versions=("tlsv1.2", "tlsv1.3")))
