@@ -82,7 +82,6 @@ from erldist.monitor import ClusterMonitor, Subject
 from erldist.runtime.gen_server import NOREPLY, From, GenServer
 from erldist.runtime.node import Node
 from erldist.runtime.process import Down, Exit, NodeDownMessage, Process
-from erldist.runtime.tls import TlsSettings
 from erldist.term import DecodeLimits, decode, encode
 from erldist.term.types import (
     Atom,
@@ -96,6 +95,7 @@ from erldist.term.types import (
     Port,
     Reference,
 )
+from erldist.tls_settings import TlsSettings
 
 __version__ = "0.1.0"
 

@@ -46,7 +46,7 @@ from erldist.names import NameFormatError, NodeName, parse_node_name
 from erldist.runtime import epmd_client
 from erldist.runtime.epmd_server import EpmdServer
 from erldist.runtime.node import Node
-from erldist.runtime.tls import TlsSettings
+from erldist.tls_settings import TlsSettings
 
 __all__ = ["UsageError", "build_parser", "main"]
 

@@ -39,8 +39,8 @@ from erldist.runtime.gen_server import GenServer
 from erldist.runtime.node import Node, check_peer, check_start
 from erldist.runtime.process import Destination
 from erldist.runtime.rpc import Exposed
-from erldist.runtime.tls import TlsSettings
 from erldist.term.types import Pid, Term
+from erldist.tls_settings import TlsSettings
 
 __all__ = [
     "ClusterHealth",
@@ -179,8 +179,9 @@ def start_node(
 ) -> None:
     """Make this process the distributed node ``name`` (e.g. ``"app@127.0.0.1"``).
 
-    ``tls`` makes it a TLS distribution node (OTP's ``-proto_dist inet_tls``);
-    a certificate or key that cannot be loaded raises ``TlsSettingsError``.
+    ``tls`` (default: ``config.tls``, None for plain TCP) makes it a TLS
+    distribution node (OTP's ``-proto_dist inet_tls``); a certificate or key
+    that cannot be loaded raises ``TlsSettingsError``.
 
     Raises a ``StartError``: ``InvalidNodeName``, ``StartAtomBudgetExceeded``,
     ``InvalidCookieFormat`` (checked in that order, before anything else),

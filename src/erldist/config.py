@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from erldist.errors import (
@@ -27,11 +27,13 @@ from erldist.errors import (
     ConfigLimitWidened,
     ConfigSettingFixed,
     InvalidConfigValue,
+    TlsSettingsError,
     UnknownConfigField,
     config_error_to_string,
 )
 from erldist.protocol.framing import DEFAULT_MAX_FRAME
 from erldist.term.decode import DecodeLimits
+from erldist.tls_settings import TlsSettings
 
 __all__ = [
     "FIXED_AFTER_START",
@@ -74,8 +76,10 @@ LIMITS = frozenset({
 #: Read once when a connection is set up, for the connection's whole life: OTP
 #: changes it on a running node only through a transition period, which
 #: erldist does not implement, so after start it is refused rather than
-#: applied to some connections and not others.
-FIXED_AFTER_START = frozenset({"net_ticktime"})
+#: applied to some connections and not others. ``tls`` is read once, when a
+#: node starts: a change would not reach the running node, and would let code
+#: that runs after start-up turn TLS off for the next one.
+FIXED_AFTER_START = frozenset({"net_ticktime", "tls"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,12 @@ class Config:
     #: Budget of a user resolver settling a global-name clash; past it the
     #: lowest pid wins (``conflict_resolver_timeout_ms``).
     conflict_resolver_timeout: float = 1.0
+    # --- TLS distribution ---
+    #: TLS distribution settings (OTP's ``-proto_dist inet_tls`` with its
+    #: ``-ssl_dist_optfile``) of a node started without a ``tls`` argument;
+    #: None (the default) is plain TCP. ``configure`` also takes a mapping of
+    #: ``TlsSettings`` fields (a config file's table, say).
+    tls: TlsSettings | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -136,6 +146,8 @@ class Config:
                     raise InvalidConfigValue(
                         f.name, "decode_limits must be a DecodeLimits, not "
                                 f"{type(self.decode_limits).__name__}")
+            elif f.name == "tls":
+                object.__setattr__(self, "tls", _tls(self.tls))
             elif f.name == "mailbox_overflow":
                 if self.mailbox_overflow not in _OVERFLOW:
                     raise InvalidConfigValue(
@@ -144,6 +156,19 @@ class Config:
             else:
                 object.__setattr__(self, f.name, _checked(f.name, f.default,
                                                           getattr(self, f.name)))
+
+
+def _tls(value: object) -> TlsSettings | None:
+    """``value`` as ``TlsSettings`` (or None), or ``InvalidConfigValue`` naming ``tls``."""
+    if value is None or isinstance(value, TlsSettings):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return TlsSettings.from_mapping(value)
+        except TlsSettingsError as exc:
+            raise InvalidConfigValue("tls", f"tls: {exc}") from None
+    raise InvalidConfigValue("tls", "tls must be a TlsSettings, a mapping of its fields, or "
+                                    f"None, not {type(value).__name__}")
 
 
 def _checked(name: str, default: object, value: object) -> int | float:

@@ -14,6 +14,7 @@ left on either side.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from erldist import Atom, Node, NodeDown, NodeUp, cluster, telemetry
+from erldist import Atom, Node, NodeDown, NodeUp, cluster, config, telemetry
+from erldist.config import Config
 from erldist.errors import ConnectFailed, TlsError, TlsFailure
-from erldist.runtime.tls import TlsSettings
+from erldist.tls_settings import TlsSettings
 from tests.support.aio import EventLog, wait_for
 from tests.support.nodes import erl
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
@@ -112,6 +114,16 @@ async def no_connection_left(py: Node, e: ErlNode | None = None) -> None:
         assert await erl(e, "nodes(connected).") == "[]"
 
 
+def assert_no_secret(certs: Certs, *texts: str) -> None:
+    """No cookie, no key material (PEM armour or any line of a key file) in ``texts``."""
+    key_lines = {line for pair in (certs.good, certs.other, certs.untrusted, certs.expired,
+                                   certs.wrong_host)
+                 for line in pair.key.read_text().splitlines() if "-----" not in line}
+    for text in texts:
+        assert COOKIE not in text and "PRIVATE KEY" not in text, text
+        assert not any(line in text for line in key_lines), text
+
+
 async def erl_logged(e: ErlNode, marker: str) -> None:
     """Wait until ``erl`` printed ``marker`` (its TLS alert report)."""
 
@@ -173,8 +185,17 @@ async def test_erlang_dials_python_with_mutual_tls(
     try:
         events = EventLog(py)
         box = py.process("tls_inbox")
+        py.expose("tls_echo", "echo", lambda term: (Atom("echoed"), term))
+        assert await erl(e, "net_kernel:monitor_nodes(true).") == "ok"
         assert await erl(e, f"net_adm:ping('{py.name}').") == "pong"
         await events.wait(NodeUp, e.name)
+        assert await erl(e, f"receive {{nodeup, '{py.name}'}} -> up after 10000 -> none end.") \
+            == "up"
+        # Erlang calls into Python: erpc, and a gen_server call to its net_kernel.
+        assert await erl(e, f"erpc:call('{py.name}', tls_echo, echo, [over_tls], 10000).") \
+            == "{echoed,over_tls}"
+        assert await erl(e, f"gen_server:call({{net_kernel, '{py.name}'}}, "
+                            "{is_auth, node()}, 10000).") == "yes"
         conn = py.connection(e.name)
         assert conn is not None and conn.transport is not None
         peercert = conn.transport.get_extra_info("peercert")
@@ -188,9 +209,36 @@ async def test_erlang_dials_python_with_mutual_tls(
         assert await erl(e, f"lists:member('{py.name}', nodes()).") == "true"
         await py.disconnect(e.name)
         await events.wait(NodeDown, e.name)
+        assert await erl(e, f"receive {{nodedown, '{py.name}'}} -> down after 10000 -> none "
+                            "end.") == "down"
         await no_connection_left(py, e)
     finally:
         await py.stop()
+
+
+async def test_tls_1_3_both_directions(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    """An OTP node allowing only TLS 1.3, with Python nodes allowing 1.2 and 1.3: each
+    side dials the other, and the link runs TLS 1.3 (post-handshake tickets and all)."""
+    e = start_erl(erl_nodes, epmd, certs, ErlTls(versions="['tlsv1.3']"))
+    dialer = await start_py(epmd, settings(certs, versions=("tlsv1.2", "tlsv1.3")))
+    dialed = await start_py(epmd, settings(certs, "other", versions=("tlsv1.3",)))
+    try:
+        assert await dialer.ping(e.name)
+        assert await erl(e, f"net_adm:ping('{dialed.name}').") == "pong"
+        for node in (dialer, dialed):
+            conn = node.connection(e.name)
+            assert conn is not None and conn.transport is not None
+            assert conn.transport.get_extra_info("ssl_object").version() == "TLSv1.3"
+        box = dialed.process("tls13")
+        assert await erl(e, f"{{tls13, '{dialed.name}'}} ! {{hi, node()}}, ok.") == "ok"
+        assert await box.receive(10) == (Atom("hi"), Atom(e.name))
+        apps = await dialer.call(("application_controller", e.name), Atom("which_applications"))
+        assert Atom("kernel") in [app[0] for app in apps]
+    finally:
+        await dialer.stop()
+        await dialed.stop()
 
 
 async def test_python_to_python_over_tls(epmd: EpmdProcess, certs: Certs) -> None:
@@ -203,9 +251,17 @@ async def test_python_to_python_over_tls(epmd: EpmdProcess, certs: Certs) -> Non
         box = b.process("p2p")
         await a.send(("p2p", b.name), Atom("over_tls"))
         assert await box.receive(10) == Atom("over_tls")
-        conn = a.connection(b.name)
-        assert conn is not None and conn.transport is not None
-        assert conn.transport.get_extra_info("ssl_object") is not None
+        b.expose("tls_echo", "echo", lambda term: term)
+        assert await a.rpc(b.name, "tls_echo", "echo", [Atom("hi")], timeout=10) == Atom("hi")
+        assert await b.call(("net_kernel", a.name), (Atom("is_auth"), Atom(b.name))) \
+            == Atom("yes")
+        # Mutual TLS: each side holds the certificate the other presented.
+        for node, peer, subject in ((a, b, "other"), (b, a, "good")):
+            conn = node.connection(peer.name)
+            assert conn is not None and conn.transport is not None
+            assert conn.transport.get_extra_info("ssl_object") is not None
+            peercert = conn.transport.get_extra_info("peercert")
+            assert peercert is not None and (("commonName", subject),) in peercert["subject"]
         await a.stop()
         await events.wait(NodeDown, a.name)
         await no_connection_left(b)
@@ -281,9 +337,10 @@ def _py_settings(certs: Certs, options: dict[str, Any] | None) -> TlsSettings | 
 
 @pytest.mark.parametrize("case", DIAL_CASES.values(), ids=DIAL_CASES.keys())
 async def test_python_dialing_erlang_is_refused(
-    case: Refusal, epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode],
-    refusals: list[telemetry.TlsRefused],
+    case: Refusal, epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode], *,
+    refusals: list[telemetry.TlsRefused], caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     e = start_erl(erl_nodes, epmd, certs, case.erl)
     py = await start_py(epmd, _py_settings(certs, case.py))
     try:
@@ -291,7 +348,6 @@ async def test_python_dialing_erlang_is_refused(
             await py.connect(e.name, timeout=15)
         error = caught.value
         assert (error.failure, error.by_peer) == (case.failure, case.by_peer), error
-        assert COOKIE not in str(error) and "BEGIN" not in str(error)
         telemetry.flush()  # handlers run on the telemetry thread
         assert [(r.failure, r.role, r.peer) for r in refusals] == [
             (case.failure.value, "dial", e.name)]
@@ -299,15 +355,17 @@ async def test_python_dialing_erlang_is_refused(
         if case.erl_log:
             await erl_logged(e, case.erl_log)
         await no_connection_left(py, e)
+        assert_no_secret(certs, str(error), repr(error), *map(repr, refusals), caplog.text)
     finally:
         await py.stop()
 
 
 @pytest.mark.parametrize("case", ACCEPT_CASES.values(), ids=ACCEPT_CASES.keys())
 async def test_erlang_dialing_python_is_refused(
-    case: Refusal, epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode],
-    refusals: list[telemetry.TlsRefused],
+    case: Refusal, epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode], *,
+    refusals: list[telemetry.TlsRefused], caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     py = await start_py(epmd, _py_settings(certs, case.py))
     e = start_erl(erl_nodes, epmd, certs, case.erl)
     try:
@@ -320,6 +378,7 @@ async def test_erlang_dialing_python_is_refused(
         if case.erl_log:
             await erl_logged(e, case.erl_log)
         await no_connection_left(py, e)
+        assert_no_secret(certs, *map(repr, refusals), caplog.text)
     finally:
         await py.stop()
 
@@ -327,34 +386,60 @@ async def test_erlang_dialing_python_is_refused(
 # --- refusals between Python nodes -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PyRefusal:
+    """One failure case between two Python nodes: what each side reports."""
+
+    server: dict[str, Any] | None  #: the accepting node's TlsSettings options (None: plain)
+    client: dict[str, Any] | None  #: the dialing node's
+    failure: TlsFailure  #: the dialer's TlsError
+    by_peer: bool
+    accepted: TlsFailure  #: the accepting node's TlsRefused
+    accepted_by_peer: bool
+
+
 PY_CASES = {
-    "untrusted": ({"pair": "untrusted"}, {}, TlsFailure.UNTRUSTED_CERTIFICATE, False),
-    "expired": ({"pair": "expired"}, {}, TlsFailure.CERTIFICATE_EXPIRED, False),
-    "wrong_host": ({"pair": "wrong_host"}, {}, TlsFailure.WRONG_HOST, False),
-    "no_client_cert": ({}, {"client_certificate": False}, TlsFailure.NO_PEER_CERTIFICATE, True),
-    "protocol_mismatch": ({"versions": ("tlsv1.3",)}, {}, TlsFailure.PROTOCOL_MISMATCH, True),
-    "plain_to_tls": ({}, None, TlsFailure.PEER_REQUIRES_TLS, False),
-    "tls_to_plain": (None, {}, TlsFailure.PEER_NOT_TLS, False),
+    "untrusted": PyRefusal({"pair": "untrusted"}, {}, TlsFailure.UNTRUSTED_CERTIFICATE, False,
+                           TlsFailure.UNTRUSTED_CERTIFICATE, True),
+    "expired": PyRefusal({"pair": "expired"}, {}, TlsFailure.CERTIFICATE_EXPIRED, False,
+                         TlsFailure.CERTIFICATE_EXPIRED, True),
+    "wrong_host": PyRefusal({"pair": "wrong_host"}, {}, TlsFailure.WRONG_HOST, False,
+                            TlsFailure.UNTRUSTED_CERTIFICATE, True),
+    "no_client_cert": PyRefusal({}, {"client_certificate": False},
+                                TlsFailure.NO_PEER_CERTIFICATE, True,
+                                TlsFailure.NO_PEER_CERTIFICATE, False),
+    "protocol_mismatch": PyRefusal({"versions": ("tlsv1.3",)}, {},
+                                   TlsFailure.PROTOCOL_MISMATCH, True,
+                                   TlsFailure.PROTOCOL_MISMATCH, False),
+    "plain_to_tls": PyRefusal({}, None, TlsFailure.PEER_REQUIRES_TLS, False,
+                              TlsFailure.PEER_NOT_TLS, False),
+    "tls_to_plain": PyRefusal(None, {}, TlsFailure.PEER_NOT_TLS, False,
+                              TlsFailure.PEER_REQUIRES_TLS, False),
 }
 
 
 @pytest.mark.parametrize("case", PY_CASES.values(), ids=PY_CASES.keys())
 async def test_python_to_python_refusals(
-    case: tuple[dict[str, Any] | None, dict[str, Any] | None, TlsFailure, bool],
-    epmd: EpmdProcess, certs: Certs, refusals: list[telemetry.TlsRefused],
+    case: PyRefusal, epmd: EpmdProcess, certs: Certs, refusals: list[telemetry.TlsRefused],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server_options, client_options, failure, by_peer = case
-    server = await start_py(epmd, _py_settings(certs, server_options))
-    client = await start_py(epmd, _py_settings(certs, client_options))
+    caplog.set_level(logging.DEBUG)
+    server = await start_py(epmd, _py_settings(certs, case.server))
+    client = await start_py(epmd, _py_settings(certs, case.client))
     try:
         with pytest.raises(TlsError) as caught:
             await client.connect(server.name, timeout=15)
-        assert (caught.value.failure, caught.value.by_peer) == (failure, by_peer), caught.value
+        assert (caught.value.failure, caught.value.by_peer) == (case.failure, case.by_peer), \
+            caught.value
         # The accepting side refused (or was refused) too, and reported it.
         await wait_for(lambda: any(r.role == "accept" for r in refusals), 20,
                        "the server's TlsRefused event")
+        telemetry.flush()
+        assert [(r.failure, r.by_peer) for r in refusals if r.role == "accept"] == [
+            (case.accepted.value, case.accepted_by_peer)], refusals
         await no_connection_left(client)
         await no_connection_left(server)
+        assert_no_secret(certs, str(caught.value), *map(repr, refusals), caplog.text)
     finally:
         await client.stop()
         await server.stop()
@@ -395,3 +480,76 @@ def test_the_sync_facade_starts_a_tls_node(
         assert e.eval(f"net_adm:ping('{cluster.self_node()}').") == "pong"
     finally:
         cluster.stop_node()
+
+
+# --- TLS from config alone ---------------------------------------------------------------------
+
+
+def _config_table(certs: Certs) -> dict[str, str]:
+    """The ``tls`` key as a config file's table would give it."""
+    return {"certfile": str(certs.good.cert), "keyfile": str(certs.good.key),
+            "cacertfile": str(certs.ca)}
+
+
+async def test_a_node_with_tls_only_in_config_speaks_only_tls(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode],
+    refusals: list[telemetry.TlsRefused],
+) -> None:
+    """``configure(tls=...)`` alone (no ``tls`` argument) makes a TLS node: it joins an
+    ``-proto_dist inet_tls`` node and refuses plain TCP in both directions."""
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    plain = start_erl(erl_nodes, epmd, certs, ErlTls(tls=False))
+    config.reset()  # earlier tests started nodes, which fixed config's tls; tests may reset
+    config.configure(tls=_config_table(certs))
+    try:
+        py = await start_py(epmd, None)
+        try:
+            assert py.tls == settings(certs)
+            assert await py.ping(e.name)
+            assert await erl(e, f"{{ok, I}} = net_kernel:node_info('{py.name}'), "
+                                "element(4, proplists:get_value(address, I)).") == "tls"
+            conn = py.connection(e.name)
+            assert conn is not None and conn.transport is not None
+            assert conn.transport.get_extra_info("ssl_object") is not None
+            # Plain TCP, either way: refused, typed, reported, nothing left behind.
+            with pytest.raises(TlsError) as caught:
+                await py.connect(plain.name, timeout=15)
+            assert caught.value.failure is TlsFailure.PEER_NOT_TLS
+            assert await erl(plain, f"net_adm:ping('{py.name}').") == "pang"
+            await wait_for(lambda: any(r.role == "accept" for r in refusals), 20,
+                           "the TlsRefused event of the plain peer's dial")
+            telemetry.flush()
+            assert [(r.failure, r.role) for r in refusals] == [
+                ("peer_not_tls", "dial"), ("peer_not_tls", "accept")]
+            assert await erl(plain, "nodes(connected).") == "[]"
+            assert py.nodes("connected") == [e.name]
+        finally:
+            await py.stop()
+        # A Config given to Node.start carries TLS the same way.
+        own = await Node.start(f"{unique_name('cfg')}@localhost", COOKIE, epmd_port=epmd.port,
+                               embedded_epmd=False, config=Config(tls=settings(certs)))
+        try:
+            assert own.tls == settings(certs) and await own.ping(e.name)
+        finally:
+            await own.stop()
+    finally:
+        config.reset()
+
+
+def test_the_sync_facade_takes_tls_from_config(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    config.reset()  # as above
+    config.configure(tls=settings(certs))
+    try:
+        cluster.start_node(f"{unique_name('sync')}@localhost", COOKIE, epmd_port=epmd.port)
+        try:
+            assert cluster.ping(e.name)
+            assert e.eval(f"net_adm:ping('{cluster.self_node()}').") == "pong"
+            assert e.eval(f"{{ok, I2}} = net_kernel:node_info('{cluster.self_node()}'), "
+                          "element(4, proplists:get_value(address, I2)).") == "tls"
+        finally:
+            cluster.stop_node()
+    finally:
+        config.reset()

@@ -12,6 +12,7 @@ import pytest
 from erldist import config
 from erldist.config import Config, ConfigError
 from erldist.term import DecodeLimits
+from erldist.tls_settings import TlsSettings
 
 
 @pytest.fixture(autouse=True)
@@ -59,8 +60,9 @@ def test_defaults_are_the_documented_ones() -> None:
     assert cfg.default_call_timeout == 5.0
     assert cfg.default_init_timeout == 5.0
     assert cfg.conflict_resolver_timeout == 1.0
+    assert cfg.tls is None  # plain TCP
     assert {f.name for f in dataclasses.fields(Config)} == set(
-        INT_FIELDS + FLOAT_FIELDS + ["decode_limits", "mailbox_overflow"])
+        INT_FIELDS + FLOAT_FIELDS + ["decode_limits", "mailbox_overflow", "tls"])
 
 
 def test_limits_and_policies_are_checked() -> None:
@@ -318,3 +320,47 @@ def test_every_config_error_is_typed_and_names_its_field() -> None:
     assert config.config_error_to_string(invalid.value) == (
         "Invalid config value: health_timeout must be a finite number > 0, got -1"
     )
+
+
+# --- TLS distribution settings ------------------------------------------------------------
+
+TLS = {"certfile": "node.pem", "keyfile": "node.key", "cacertfile": "ca.pem"}
+
+
+def test_tls_takes_settings_or_a_mapping_of_their_fields() -> None:
+    settings = TlsSettings("node.pem", "node.key", "ca.pem", password="pw-not-shown")
+    assert config.configure(tls=settings).tls is settings
+    from_table = config.configure(tls={**TLS, "versions": ["tlsv1.2", "tlsv1.3"]}).tls
+    assert from_table == TlsSettings("node.pem", "node.key", "ca.pem",
+                                     versions=("tlsv1.2", "tlsv1.3"))
+    assert config.configure(tls=None).tls is None
+    assert "pw-not-shown" not in repr(Config(tls=settings))
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("node.pem", "tls must be a TlsSettings, a mapping of its fields, or None, not str"),
+    ({**TLS, "verify": "verify_peer"}, "unknown TLS setting(s) verify"),
+    ({"certfile": "node.pem"}, "TLS needs keyfile, cacertfile"),
+    ({**TLS, "versions": ("tlsv1.1",)}, "unknown TLS version(s) 'tlsv1.1'"),
+    ({**TLS, "versions": "tlsv1.2"}, "TLS versions must be a tuple of names"),
+    ({**TLS, "versions": [["tlsv1.2"]]}, "TLS versions must be names such as 'tlsv1.2'"),
+    (dict([*TLS.items(), ("x", 1), (2, "y")]), "unknown TLS setting(s) 2, x"),
+    ({**TLS, "verify_peer": "yes"}, "TLS verify_peer must be True or False, not str"),
+    ({**TLS, "certfile": ""}, "TLS certfile must be a non-empty path"),
+])
+def test_bad_tls_values_are_refused_naming_the_field(value: object, reason: str) -> None:
+    with pytest.raises(config.InvalidConfigValue) as caught:
+        config.configure(tls=value)
+    assert caught.value.field == "tls" and reason in str(caught.value)
+    assert config.get().tls is None  # nothing changed
+
+
+def test_after_start_tls_is_fixed() -> None:
+    settings = TlsSettings("node.pem", "node.key", "ca.pem")
+    config.configure(tls=settings)
+    config.mark_started()
+    assert config.configure(tls=dict(TLS)).tls == settings  # the same settings are fine
+    with pytest.raises(config.ConfigSettingFixed) as caught:
+        config.configure(tls=None)  # no turning TLS off for the next node
+    assert caught.value.field == "tls"
+    assert config.get().tls == settings

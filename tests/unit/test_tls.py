@@ -6,6 +6,7 @@ import ssl
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,8 @@ from erldist.cli import build_parser, tls_settings_of
 from erldist.errors import LocalProtocolError, TlsError, TlsFailure, TlsSettingsError
 from erldist.protocol.flags import OUR_FLAGS
 from erldist.protocol.handshake import Acceptor, HandshakeError, HandshakeFailure, Initiator
-from erldist.runtime.tls import TlsContexts, TlsSettings, address_matches, classify
+from erldist.runtime.tls import TlsContexts, address_matches, classify
+from erldist.tls_settings import TlsSettings
 from tests.support.tlscerts import Certs, make_certs
 
 SECRET = "hunter2-key-password"
@@ -81,6 +83,44 @@ def test_the_password_is_never_shown(certs: Certs, tmp_path: Path) -> None:
     with pytest.raises(TlsSettingsError) as caught:
         TlsContexts(wrong)
     assert SECRET not in str(caught.value) and "not-" not in str(caught.value)
+
+
+def test_settings_check_their_values_without_reading_files(tmp_path: Path) -> None:
+    made = TlsSettings(certfile=tmp_path / "n.pem", keyfile=tmp_path / "n.key",  # type: ignore[arg-type]
+                       cacertfile="ca.pem", versions=["tlsv1.3"])  # type: ignore[arg-type]
+    assert made.certfile == str(tmp_path / "n.pem") and made.versions == ("tlsv1.3",)
+    with pytest.raises(TlsSettingsError, match="TLS keyfile must be a path, not int"):
+        TlsSettings(certfile="c", keyfile=3, cacertfile="a")  # type: ignore[arg-type]
+    with pytest.raises(TlsSettingsError, match="check_hostname must be True or False"):
+        TlsSettings(certfile="c", keyfile="k", cacertfile="a",
+                    check_hostname=1)  # type: ignore[arg-type]
+    with pytest.raises(TlsSettingsError, match="client_keyfile needs client_certfile"):
+        TlsSettings(certfile="c", keyfile="k", cacertfile="a", client_keyfile="ck")
+    with pytest.raises(TlsSettingsError, match="contradicts client_certificate=False"):
+        TlsSettings(certfile="c", keyfile="k", cacertfile="a", client_certfile="cc",
+                    client_certificate=False)
+    with pytest.raises(TlsSettingsError, match="ciphers must be a non-empty"):
+        TlsSettings(certfile="c", keyfile="k", cacertfile="a", ciphers=" ")
+
+
+def test_the_client_identity_follows_otps_defaults() -> None:
+    def made(**options: Any) -> TlsSettings:
+        return TlsSettings(certfile="n.pem", keyfile="n.key", cacertfile="ca.pem", **options)
+
+    assert made().client_identity == ("n.pem", "n.key")
+    # OTP's keyfile defaults to its certfile: a PEM holding both.
+    assert made(client_certfile="c.pem").client_identity == ("c.pem", "c.pem")
+    assert made(client_certfile="c.pem", client_keyfile="c.key").client_identity == (
+        "c.pem", "c.key")
+    assert made(client_certificate=False).client_identity is None
+
+
+def test_a_client_certificate_of_its_own_is_loaded(certs: Certs) -> None:
+    TlsContexts(settings(certs, client_certfile=str(certs.other.cert),
+                         client_keyfile=str(certs.other.key)))
+    with pytest.raises(TlsSettingsError, match="cannot load the certificate"):
+        # without client_keyfile the key is looked for in the certificate's file
+        TlsContexts(settings(certs, client_certfile=str(certs.other.cert)))
 
 
 def test_client_certificate_can_be_left_out(certs: Certs) -> None:

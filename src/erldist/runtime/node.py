@@ -74,8 +74,9 @@ from erldist.runtime.services.net_kernel import NetKernel
 from erldist.runtime.services.pg import DEFAULT_SCOPE, PgScope
 from erldist.runtime.services.rex import Rex
 from erldist.runtime.termkey import term_text
-from erldist.runtime.tls import TlsContexts, TlsListener, TlsSettings
+from erldist.runtime.tls import TlsContexts, TlsListener
 from erldist.term.types import Atom, Export, Pid, Reference, Term
+from erldist.tls_settings import TlsSettings
 
 __all__ = ["Node"]
 
@@ -144,13 +145,15 @@ class Node:
         limits: decode caps, message size, mailbox bound and overflow policy.
         ``connect_all=False`` is OTP's ``-connect_all false``: peers that other
         erldist nodes announce are not dialled, so no full mesh forms.
-        ``tls`` makes this a TLS distribution node (OTP's ``-proto_dist
-        inet_tls``): it accepts and dials only over TLS; a bad certificate or
-        key file raises ``TlsSettingsError`` before anything listens.
+        ``tls`` (default: ``config.tls``, None for plain TCP) makes this a TLS
+        distribution node (OTP's ``-proto_dist inet_tls``): it accepts and
+        dials only over TLS; a bad certificate or key file raises
+        ``TlsSettingsError`` before anything listens.
         """
         parsed = check_start(name, cookie)
         node = cls(parsed, cookie, hidden=hidden, config=config)
         node._connect_all = connect_all
+        tls = node.config.tls if tls is None else tls
         node._tls = TlsContexts(tls) if tls is not None else None
         budget_s = node.config.start_timeout if timeout is None else timeout
         try:

@@ -1,10 +1,11 @@
 """TLS distribution: OTP's ``-proto_dist inet_tls``, in both roles.
 
-``TlsSettings`` holds what OTP's ``-ssl_dist_optfile`` configures (its
-``server``/``client`` lists): certificates and keys, trusted CAs, whether the
-peer must present a certificate and how its names are checked, the TLS
-versions and ciphers. ``TlsContexts`` turns them into ``ssl`` contexts once,
-at node start, so a bad file fails the start, not the first connection.
+``TlsSettings`` (``erldist.tls_settings``, plain data) holds what OTP's
+``-ssl_dist_optfile`` configures (its ``server``/``client`` lists):
+certificates and keys, trusted CAs, whether the peer must present a
+certificate and how its names are checked, the TLS versions and ciphers.
+``TlsContexts`` turns them into ``ssl`` contexts once, at node start, so a
+bad file fails the start, not the first connection.
 
 On the wire this is OTP's ``inet_tls_dist``: TLS starts on the first byte of
 the TCP connection; the dialer sends the peer's host (from its node name) as
@@ -29,72 +30,20 @@ import os
 import ssl
 from asyncio import sslproto
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 from erldist import telemetry
 from erldist.errors import TlsError, TlsFailure, TlsSettingsError
+from erldist.tls_settings import VERSIONS, TlsSettings
 
-__all__ = ["TlsContexts", "TlsListener", "TlsSettings", "classify", "dial"]
+__all__ = ["TlsContexts", "TlsListener", "classify", "dial"]
 
 log = logging.getLogger("erldist.tls")
 
-#: The versions a node may allow, by OTP's names.
-_VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
 #: A fatal TLS 1.2 ``unexpected_message`` alert, in a plaintext record.
 _UNEXPECTED_MESSAGE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0A])
-#: Bytes a ``_Batched`` transport holds before it writes without waiting for the turn's end.
-_BATCH_LIMIT = 256 * 1024
 #: TLS handshakes being accepted at once; past this new sockets are closed at once.
 MAX_TLS_HANDSHAKES = 256
-
-
-@dataclass(frozen=True)
-class TlsSettings:
-    """One node's TLS distribution settings (OTP's ``ssl_dist_optfile``).
-
-    ``certfile``/``keyfile`` are this node's certificate (PEM, may hold the
-    chain) and key, used when accepting (OTP's ``server_certfile``) and, unless
-    ``client_certfile``/``client_keyfile`` are given, when dialing.
-    ``cacertfile`` holds the CAs trusted for the peer's certificate.
-    ``client_certificate=False`` dials without presenting one (an OTP
-    ``client`` list without ``certfile``): only peers that do not require
-    mutual TLS accept such a node.
-
-    ``verify_peer`` is OTP's ``{verify, verify_peer}`` in both roles;
-    ``fail_if_no_peer_cert`` makes accepting refuse a peer without a
-    certificate (mutual TLS); ``check_hostname`` makes dialing check the
-    server certificate against the host part of the node name (OTP does so
-    through SNI); ``verify_client_address`` is OTP's
-    ``inet_tls_dist:verify_client/3``: the client certificate must name the
-    address it connects from. ``versions`` are OTP's names (``tlsv1.2``,
-    ``tlsv1.3``); OTP's distribution defaults to ``tlsv1.2`` alone. ``ciphers``
-    is an OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's).
-    """
-
-    certfile: str
-    keyfile: str
-    cacertfile: str
-    client_certfile: str | None = None
-    client_keyfile: str | None = None
-    client_certificate: bool = True
-    password: str | None = field(default=None, repr=False)
-    verify_peer: bool = True
-    fail_if_no_peer_cert: bool = True
-    check_hostname: bool = True
-    verify_client_address: bool = False
-    versions: tuple[str, ...] = ("tlsv1.2",)
-    ciphers: str | None = None
-
-    def __post_init__(self) -> None:
-        versions = tuple(self.versions)
-        if not versions:
-            raise TlsSettingsError("versions must name at least one TLS version")
-        unknown = [v for v in versions if v not in _VERSIONS]
-        if unknown:
-            raise TlsSettingsError(f"unknown TLS version(s) {', '.join(map(repr, unknown))}; "
-                                   f"known: {', '.join(_VERSIONS)}")
-        object.__setattr__(self, "versions", versions)
 
 
 class TlsContexts:
@@ -105,10 +54,7 @@ class TlsContexts:
         #: Incoming TLS handshakes in progress (bounded by ``MAX_TLS_HANDSHAKES``).
         self.handshakes: set[asyncio.Task[None]] = set()
         self.server = self._context(ssl.PROTOCOL_TLS_SERVER, (settings.certfile, settings.keyfile))
-        self.client = self._context(
-            ssl.PROTOCOL_TLS_CLIENT,
-            (settings.client_certfile or settings.certfile, settings.client_keyfile
-             or settings.keyfile) if settings.client_certificate else None)
+        self.client = self._context(ssl.PROTOCOL_TLS_CLIENT, settings.client_identity)
         if settings.verify_peer:
             self.server.verify_mode = (ssl.CERT_REQUIRED if settings.fail_if_no_peer_cert
                                        else ssl.CERT_OPTIONAL)
@@ -132,7 +78,7 @@ class TlsContexts:
         """A context of ``protocol`` presenting ``identity`` (certificate, key) if any."""
         s = self.settings
         ctx = ssl.SSLContext(protocol)
-        ranks = sorted(_VERSIONS[v] for v in s.versions)
+        ranks = sorted(VERSIONS[v] for v in s.versions)
         ctx.minimum_version, ctx.maximum_version = ranks[0], ranks[-1]
         files = [("cacertfile", s.cacertfile)]
         if identity is not None:
@@ -319,7 +265,9 @@ class _Relay(asyncio.Protocol):
 
     def hand_over(self, transport: asyncio.Transport, protocol: asyncio.Protocol) -> None:
         transport.set_protocol(_Feed(protocol))
-        protocol.connection_made(_Batched(transport))
+        # The connection batches a loop turn's frames itself (the first at once,
+        # the rest as one write at the turn's end), so each write is one record.
+        protocol.connection_made(transport)
         for chunk in self._data:
             protocol.data_received(chunk)
         self._data = []
@@ -327,65 +275,6 @@ class _Relay(asyncio.Protocol):
             protocol.eof_received()
         if self._lost is not None:
             protocol.connection_lost(self._lost[0])
-
-
-class _Batched(asyncio.Transport):
-    """The TLS transport as the connection sees it: one write per loop turn.
-
-    Each write to a TLS transport is a record and a ``send``; over TLS a peer
-    (OTP's ``ssl`` processes) pays for every record it receives, so what one
-    loop turn writes goes out as one record when the turn ends.
-    """
-
-    def __init__(self, inner: asyncio.Transport) -> None:
-        super().__init__()
-        self._inner = inner
-        self._out = bytearray()
-        self._loop = asyncio.get_running_loop()
-        self._scheduled = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._out += data
-        if len(self._out) >= _BATCH_LIMIT:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._end_of_turn)
-
-    def _end_of_turn(self) -> None:
-        self._scheduled = False
-        self._flush()
-
-    def _flush(self) -> None:
-        if self._out and not self._inner.is_closing():
-            self._inner.write(bytes(self._out))
-        self._out.clear()
-
-    def close(self) -> None:
-        self._flush()
-        self._inner.close()
-
-    def abort(self) -> None:
-        self._out.clear()
-        self._inner.abort()
-
-    def is_closing(self) -> bool:
-        return self._inner.is_closing()
-
-    def pause_reading(self) -> None:
-        self._inner.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._inner.resume_reading()
-
-    def is_reading(self) -> bool:
-        return self._inner.is_reading()
-
-    def get_write_buffer_size(self) -> int:
-        return len(self._out) + self._inner.get_write_buffer_size()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._inner.get_extra_info(name, default)
 
 
 class _Feed(asyncio.BufferedProtocol):
