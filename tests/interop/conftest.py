@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from erldist import cluster, config
 from tests.support.otp import RELEASES, EpmdProcess, ErlNode
 
 
@@ -32,3 +33,14 @@ def erl_nodes() -> Iterator[list[ErlNode]]:
     yield started
     for node in started:
         node.stop()
+
+
+@pytest.fixture
+def fresh_facade() -> Iterator[None]:
+    """The sync facade's node stopped and the configuration reset, before and after:
+    the facade and ``config`` are process-wide, so each test starts from nothing."""
+    cluster.stop_node()
+    config.reset()
+    yield
+    cluster.stop_node()
+    config.reset()

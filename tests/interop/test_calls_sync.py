@@ -11,24 +11,15 @@ from typing import Any
 
 import pytest
 
-from erldist import Atom, cluster, config, telemetry
+from erldist import Atom, cluster, telemetry
 from erldist.errors import CallTargetDown, CallTimeout, RpcTimeout, RpcUndefined
 from erldist.runtime.gen_server import From, GenServer
 from tests.support.erl_modules import CALLS_SRV, load_module
 from tests.support.otp import EpmdProcess, ErlNode, unique_name, wait_until
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("fresh_facade")]
 
 COOKIE = "synccallscookie"
-
-
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    cluster.stop_node()
-    config.reset()
-    yield
-    cluster.stop_node()
-    config.reset()
 
 
 @pytest.fixture

@@ -37,18 +37,9 @@ from erldist.names import BudgetSite, InputKind, atom_budget
 from tests.support import pypeer
 from tests.support.otp import EpmdProcess, ErlNode, unique_name, wait_until
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("fresh_facade")]
 
 COOKIE = "clustercookie"
-
-
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    cluster.stop_node()
-    config.reset()
-    yield
-    cluster.stop_node()
-    config.reset()
 
 
 def fresh(host: str = "127.0.0.1") -> str:

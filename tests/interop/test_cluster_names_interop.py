@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from erldist import cluster, config
+from erldist import cluster
 from erldist.errors import (
     GlobalNameNotRegistered,
     LookupNotFound,
@@ -19,18 +17,9 @@ from erldist.errors import (
 from erldist.term.types import Atom
 from tests.support.otp import EpmdProcess, ErlNode, unique_name, wait_until
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("fresh_facade")]
 
 COOKIE = "clusternames"
-
-
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    cluster.stop_node()
-    config.reset()
-    yield
-    cluster.stop_node()
-    config.reset()
 
 
 def test_names_and_groups_from_sync_code(release: str, epmd: EpmdProcess) -> None:

@@ -10,22 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from erldist import Atom, Down, Exit, cluster, config
+from erldist import Atom, Down, Exit, cluster
 from erldist.errors import CallTargetDown, ConnectIgnored, NameTaken, ProcessExited
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("fresh_facade")]
 
 COOKIE = "syncprocesscookie"
-
-
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    cluster.stop_node()
-    config.reset()
-    yield
-    cluster.stop_node()
-    config.reset()
 
 
 @pytest.fixture

@@ -26,18 +26,9 @@ from erldist.runtime.node import Node
 from tests.support import pypeer
 from tests.support.otp import EpmdProcess, ErlNode, unique_name, wait_until
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("fresh_facade")]
 
 COOKIE = "rulescookie"
-
-
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    cluster.stop_node()
-    config.reset()
-    yield
-    cluster.stop_node()
-    config.reset()
 
 
 def fresh() -> str:

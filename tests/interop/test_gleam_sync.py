@@ -8,24 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from erldist import cluster, config, gleam
+from erldist import cluster, gleam
 from erldist.codec import INT
 from tests.support.erl_modules import load_module
 from tests.support.gleam_service import GLEAM_PEER, SERVICE, Counter, GetCount, Increment, counter
 from tests.support.otp import EpmdProcess, ErlNode, unique_name, wait_until
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("fresh_facade")]
 
 COOKIE = "gleamsynccookie"
-
-
-@pytest.fixture(autouse=True)
-def clean() -> Iterator[None]:
-    cluster.stop_node()
-    config.reset()
-    yield
-    cluster.stop_node()
-    config.reset()
 
 
 @pytest.fixture
