@@ -171,7 +171,13 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 async def start_probe(args: argparse.Namespace, command: str, targets: Sequence[NodeName]) -> Node:
-    """A hidden node for a one-shot command; it listens on loopback only (nobody dials it)."""
+    """A hidden node for a one-shot command; it listens on loopback only (nobody dials it).
+
+    The command reports each failure itself, in one line: the TLS layer's own
+    warning for the same refusal would say it twice (``--verbose`` keeps it).
+    """
+    if not args.verbose:
+        logging.getLogger("erldist.tls").setLevel(logging.ERROR)
     cookie = resolve_cookie(args.cookie)
     name = own_name(args) or probe_name(command, targets)
     return await Node.start(name, cookie.value, hidden=True, listen_host="127.0.0.1",

@@ -65,12 +65,14 @@ def test_ping_and_health_over_tls(
     plain = erldist(tmp_path, "ping", e.name, "--sname", unique_name("probe"), *common)
     assert (plain.returncode, plain.stdout.strip()) == (1, "pang")
     assert "peer_requires_tls" in plain.stderr and COOKIE not in plain.stderr
+    assert len(plain.stderr.strip().splitlines()) == 1, plain.stderr  # said once
     # A certificate nobody trusts: refused by the peer, named.
     rogue = erldist(tmp_path, "ping", e.name, "--sname", unique_name("probe"), *common,
                     "--tls-certfile", str(certs.untrusted.cert),
                     "--tls-keyfile", str(certs.untrusted.key), "--tls-cacertfile", str(certs.ca))
     assert (rogue.returncode, rogue.stdout.strip()) == (1, "pang")
     assert "untrusted_certificate" in rogue.stderr
+    assert len(rogue.stderr.strip().splitlines()) == 1, rogue.stderr  # said once
 
 
 def test_bad_tls_options_are_reported(tmp_path: Path, certs: Certs) -> None:
