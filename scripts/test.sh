@@ -61,7 +61,7 @@ fi
 
 echo "== project venv (.venv)"
 fresh_venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,fuzz]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,fuzz,uvloop]'
 
 # The native core (Rust, ./native) is optional for users but required here:
 # a failed build fails the run, and ERLDIST_CORE=native below makes sure the
@@ -82,8 +82,8 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy --strict"
 .venv/bin/mypy
-echo "== pytest (native core)"
-ERLDIST_CORE=native .venv/bin/python -m pytest "$@"
+echo "== pytest (native core, asyncio's own loop)"
+ERLDIST_CORE=native ERLDIST_LOOP=asyncio .venv/bin/python -m pytest "$@"
 echo "== pytest (pure core): codec, protocol, differential, term interop tests and F3"
 ERLDIST_CORE=pure .venv/bin/python -m pytest -q tests/unit/test_term_*.py \
   tests/unit/test_framing.py tests/unit/test_control.py tests/unit/test_handshake.py \
@@ -92,5 +92,9 @@ ERLDIST_CORE=pure .venv/bin/python -m pytest -q tests/unit/test_term_*.py \
   tests/interop/test_term_interop.py tests/interop/test_process_interop.py \
   tests/unit/test_calls.py tests/unit/test_event_loop.py \
   tests/interop/test_node_attacks.py::test_f3_costly_frames_do_not_stall_the_node
+echo "== pytest (uvloop, the optional extra): the loop choice, the sync facade and the command"
+ERLDIST_CORE=native .venv/bin/python -m pytest -q tests/unit/test_event_loop.py \
+  tests/interop/test_cluster_api.py tests/interop/test_cluster_process.py \
+  tests/interop/test_calls_sync.py tests/interop/test_cli.py
 echo "== fuzz: every target, fixed seed, short (python -m fuzz --help for long runs)"
 .venv/bin/python -m fuzz ci

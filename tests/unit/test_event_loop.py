@@ -13,7 +13,11 @@ from erldist import event_loop
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
-def test_run_returns_what_the_coroutine_returns_on_the_named_loop() -> None:
+def test_run_returns_what_the_coroutine_returns_on_the_named_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(event_loop.LOOP_ENV, raising=False)
+
     async def main() -> str:
         return type(asyncio.get_running_loop()).__module__
 
@@ -71,7 +75,7 @@ async def test_the_embedded_epmd_serves_a_transport_that_is_not_an_asyncio_trans
 
 
 @pytest.mark.skipif(not HAS_UVLOOP, reason="uvloop is an optional extra; not installed here")
-def test_a_node_with_its_embedded_epmd_starts_on_uvloop() -> None:
+def test_a_node_with_its_embedded_epmd_starts_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
     from erldist import Node
     from tests.support.otp import free_port
 
@@ -82,4 +86,6 @@ def test_a_node_with_its_embedded_epmd_starts_on_uvloop() -> None:
         finally:
             await node.stop()
 
+    monkeypatch.delenv(event_loop.LOOP_ENV, raising=False)
+    assert event_loop.loop_name() == "uvloop"
     assert event_loop.run(main()) == "uvtest@127.0.0.1"
