@@ -77,6 +77,7 @@ Service: TypeAlias = Callable[[Any, str | None], None]
 SpawnHandler: TypeAlias = Callable[[SpawnRequestSignal, str], None]
 
 _NOISE_BYTES = 4096
+_ATOMS_KEPT = 1024
 _TWO_U32 = struct.Struct(">II")
 _SHUTDOWN = Atom("shutdown")
 _ABANDONED = Atom("abandoned")
@@ -142,6 +143,8 @@ class Router:
         #: Keyed by the process object, whose hash is its identity (cheaper than a pid's).
         self._services: dict[Process, Service] = {}
         self._aliases: dict[Reference, Process] = {}
+        #: Atoms of the names sends address, so a send by name makes none.
+        self._atoms: dict[str, Atom] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
         self._noise = b""
@@ -304,12 +307,24 @@ class Router:
 
     def resolve(self, to: Destination) -> tuple[str, Pid | Atom | Reference]:
         """The node a destination lives on and the pid or name to address there."""
+        if type(to) is tuple:  # (name, node), the commonest: no isinstance chain
+            name, node = to
+            return node, self._atom(name)
         if isinstance(to, Pid | Reference):
             return str(to.node), to
         if isinstance(to, str):
-            return self.name, Atom(to)
+            return self.name, self._atom(to)
         name, node = to
-        return node, Atom(name)
+        return node, self._atom(name)
+
+    def _atom(self, name: str) -> Atom:
+        """``Atom(name)``, made once per name a sender uses (a bounded table)."""
+        atom = self._atoms.get(name)
+        if atom is None:
+            if len(self._atoms) >= _ATOMS_KEPT:
+                self._atoms.clear()
+            atom = self._atoms[name] = Atom(name)
+        return atom
 
     async def send(self, sender: Pid, to: Destination, message: Term) -> None:
         """Deliver ``message``; waits while a local mailbox or the socket is full."""
