@@ -254,11 +254,12 @@ class Router:
         self.terminate(proc, NORMAL)
 
     def lookup(self, target: Pid | Atom | Reference) -> Process | None:
-        if isinstance(target, Pid):
-            return self._procs.get(target)
-        if isinstance(target, Reference):
-            return self._aliases.get(target)
-        return self._names.get(target)
+        kind = type(target)
+        if kind is Pid:
+            return self._procs.get(target)  # type: ignore[arg-type]
+        if kind is Reference:
+            return self._aliases.get(target)  # type: ignore[arg-type]
+        return self._names.get(target)  # type: ignore[arg-type]
 
     def processes(self) -> list[Process]:
         return list(self._procs.values())
@@ -444,12 +445,14 @@ class Router:
         A link, unlink or exit signal must come from its sender's own node: a
         peer cannot break links or kill processes in another node's name.
         """
-        if (origin is not None and isinstance(signal, _SENDER_CHECKED)
-                and signal.sender.node != origin.peer_name):
-            log.debug("%s from %s in the name of %r dropped", type(signal).__name__,
-                      origin.peer_name, signal.sender)
-            return
-        self._table[type(signal)](signal, origin)
+        kind = type(signal)
+        if origin is not None and kind in _SENDER_CHECKED:
+            sender: Pid = signal.sender  # type: ignore[union-attr,assignment]
+            if sender.node != origin.peer_name:
+                log.debug("%s from %s in the name of %r dropped", kind.__name__,
+                          origin.peer_name, sender)
+                return
+        self._table[kind](signal, origin)
 
     def _deliver(self, proc: Process, message: Any, origin: Origin | None) -> None:
         service = self._services.get(proc)
@@ -540,7 +543,8 @@ class Router:
         self._end_when_unwatched.add(proc.pid)
 
     def _maybe_unwatched(self, proc: Process) -> None:
-        if proc.pid in self._end_when_unwatched and not proc.state.watchers:
+        if (self._end_when_unwatched and not proc.state.watchers
+                and proc.pid in self._end_when_unwatched):
             self.terminate(proc, _ABANDONED)
 
     def _on_down(self, signal: DownSignal, origin: Origin | None) -> None:
@@ -794,8 +798,9 @@ class Router:
             self.terminate(proc, _SHUTDOWN)
 
 
-_SENDER_CHECKED = (LinkSignal, UnlinkSignal, UnlinkAckSignal, ExitSignal, MonitorSignal,
-                   DemonitorSignal)
+#: A set of exact types: a message, the commonest signal, is not in it at one hash.
+_SENDER_CHECKED: frozenset[type] = frozenset({
+    LinkSignal, UnlinkSignal, UnlinkAckSignal, ExitSignal, MonitorSignal, DemonitorSignal})
 
 
 def _is(reason: Term, atom: Atom) -> bool:
