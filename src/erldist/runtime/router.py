@@ -358,15 +358,18 @@ class Router:
         self, proc: Process, to: Destination, ref: Reference, message: Term
     ) -> bool:
         """``monitor_and_send`` when it need not wait, with ``send_now``'s conditions."""
-        if isinstance(to, Reference) or not proc.alive:
+        if type(to) is Reference or proc.exit_reason is not None:
             return False
-        node, _target = self.resolve(to)
+        node, target = self.resolve(to)
         if node == self.name:
             return False
         link = self._net.link_to(node)
         if link is None or link.congested:
             return False
-        ref, node, target = self._record_monitor(proc, to, ref)
+        assert not isinstance(target, Reference)
+        obj: Pid | tuple[Atom, Atom] = (
+            target if isinstance(target, Pid) else (target, self._atom(node)))
+        proc.state.monitors[ref] = _Monitor(target, node, obj)
         link.send_signals(MonitorSignal(proc.pid, target, ref),
                           MessageSignal(proc.pid, target, message))
         return True
@@ -703,7 +706,7 @@ class Router:
         ref = ref or self.make_ref()
         node, to = self.resolve(target)
         assert not isinstance(to, Reference)
-        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, Atom(node))
+        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, self._atom(node))
         proc.state.monitors[ref] = _Monitor(to, node, obj)
         return ref, node, to
 
