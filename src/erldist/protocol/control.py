@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import reprlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, ClassVar, Final
 
 from erldist.errors import LocalProtocolError, RemoteProtocolError
@@ -171,11 +172,10 @@ class ControlMessage:
             raise _malformed(
                 cls.op_name, cls.op, f"{len(control)} elements, expected {1 + len(cls._wire)}"
             )
-        values: dict[str, Any] = {}
         for (name, check), value in zip(cls._wire, control[1:], strict=True):
             if not check(value):
                 raise _malformed(cls.op_name, cls.op, f"bad {name} {_brief.repr(value)}")
-            values[name] = value
+        args = control[1:]
         if cls._payload is None:
             if payload is not NO_PAYLOAD:
                 raise _malformed(cls.op_name, cls.op, "unexpected payload term")
@@ -185,14 +185,26 @@ class ControlMessage:
                 raise _malformed(cls.op_name, cls.op, f"no {name} term")
             if not check(payload):
                 raise _malformed(cls.op_name, cls.op, f"bad {name} {_brief.repr(payload)}")
-            values[name] = payload
-        return cls(**values)
+            args += (payload,)
+        if cls in _POSITIONAL:
+            return cls(*args)
+        names = [name for name, _ in cls._wire]
+        if cls._payload is not None:
+            names.append(cls._payload[0])
+        return cls(**dict(zip(names, args, strict=True)))
 
     def _to_terms(self) -> tuple[tuple[Any, ...], Any]:
-        control = (self.op, *(getattr(self, name) for name, _ in self._wire))
+        kind = type(self)
+        get = _CONTROL_GETTERS.get(kind)
+        if get is None:
+            get = _CONTROL_GETTERS[kind] = attrgetter("op", *(n for n, _ in self._wire))
         if self._payload is None:
-            return control, NO_PAYLOAD
-        return control, getattr(self, self._payload[0])
+            return get(self), NO_PAYLOAD
+        return get(self), getattr(self, self._payload[0])
+
+
+#: Per op class: ``op`` and the wire elements read in one C call (``_to_terms``).
+_CONTROL_GETTERS: dict[type, Callable[[Any], Any]] = {}
 
 
 _MESSAGE: Final = ("message", _any)
@@ -693,6 +705,19 @@ _BY_OP: Final[dict[int, type[ControlMessage]]] = {
         UnlinkIdAck, AltactSigSend,
     )
 }
+
+
+def _fields_in_wire_order(cls: type[ControlMessage]) -> bool:
+    wire = [name for name, _ in cls._wire]
+    if cls._payload is not None:
+        wire.append(cls._payload[0])
+    return [f.name for f in fields(cls) if f.init] == wire  # type: ignore[arg-type]
+
+
+#: The op classes whose fields are the wire elements, then the payload, in
+#: that order: parsed into ``cls(*elements)``, without a dict of names.
+_POSITIONAL: Final[frozenset[type[ControlMessage]]] = frozenset(
+    cls for cls in _BY_OP.values() if _fields_in_wire_order(cls))
 
 
 def parse(control: Any, payload: Any = NO_PAYLOAD) -> ControlMessage:

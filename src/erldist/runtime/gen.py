@@ -32,6 +32,12 @@ _ALIAS = Atom("alias")
 
 def reply(router: Router, sender: Pid, from_: Any, value: Term) -> None:
     """``gen:reply(From, Reply)``: to the caller's alias when its tag names one."""
+    if type(from_) is tuple and len(from_) == 2 and type(from_[0]) is Pid:
+        tag = from_[1]  # OTP 24+'s [alias | Mref], the commonest: checked without match
+        if (type(tag) is ImproperList and len(tag.items) == 1 and type(tag.items[0]) is Atom
+                and tag.items[0] == _ALIAS and type(tag.tail) is Reference):
+            router.send_nowait(sender, tag.tail, (tag, value))
+            return
     match from_:
         case (Pid(), ImproperList(items=[Atom("alias")], tail=Reference() as alias)):
             router.send_nowait(sender, alias, (from_[1], value))

@@ -318,7 +318,7 @@ class Node:
     # --- the router's network (``router.Network``) -----------------------------------------
 
     def link_to(self, node: str) -> Connection | None:
-        return self.connection(node)
+        return self._peers.connection(node) if self._peers is not None else None
 
     async def reach(self, node: str) -> Connection:
         """The connection to ``node`` for a send, link or monitor; dials if needed."""
@@ -506,8 +506,10 @@ class Node:
         fast sender cannot queue without bound. A message to a pid or name that
         does not exist is dropped, as in Erlang.
         """
-        router = self.router
-        await router.send(sender or self._system_pid(), to, message)
+        router = self._router
+        if router is None or self._calls is None:
+            raise ConnectIgnored()
+        await router.send(sender or self._calls.process.pid, to, message)
 
     async def send_exit(self, pid: Pid, reason: Term, *, sender: Pid | None = None) -> None:
         """``exit(Pid, Reason)`` from ``sender`` (default: a system process)."""

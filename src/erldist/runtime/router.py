@@ -77,6 +77,7 @@ Service: TypeAlias = Callable[[Any, str | None], None]
 SpawnHandler: TypeAlias = Callable[[SpawnRequestSignal, str], None]
 
 _NOISE_BYTES = 4096
+_ATOMS_KEPT = 1024
 _TWO_U32 = struct.Struct(">II")
 _SHUTDOWN = Atom("shutdown")
 _ABANDONED = Atom("abandoned")
@@ -142,6 +143,8 @@ class Router:
         #: Keyed by the process object, whose hash is its identity (cheaper than a pid's).
         self._services: dict[Process, Service] = {}
         self._aliases: dict[Reference, Process] = {}
+        #: Atoms of the names sends address, so a send by name makes none.
+        self._atoms: dict[str, Atom] = {}
         self._pid_ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
         self._noise = b""
@@ -251,11 +254,12 @@ class Router:
         self.terminate(proc, NORMAL)
 
     def lookup(self, target: Pid | Atom | Reference) -> Process | None:
-        if isinstance(target, Pid):
-            return self._procs.get(target)
-        if isinstance(target, Reference):
-            return self._aliases.get(target)
-        return self._names.get(target)
+        kind = type(target)
+        if kind is Pid:
+            return self._procs.get(target)  # type: ignore[arg-type]
+        if kind is Reference:
+            return self._aliases.get(target)  # type: ignore[arg-type]
+        return self._names.get(target)  # type: ignore[arg-type]
 
     def processes(self) -> list[Process]:
         return list(self._procs.values())
@@ -304,12 +308,24 @@ class Router:
 
     def resolve(self, to: Destination) -> tuple[str, Pid | Atom | Reference]:
         """The node a destination lives on and the pid or name to address there."""
+        if type(to) is tuple:  # (name, node), the commonest: no isinstance chain
+            name, node = to
+            return node, self._atom(name)
         if isinstance(to, Pid | Reference):
             return str(to.node), to
         if isinstance(to, str):
-            return self.name, Atom(to)
+            return self.name, self._atom(to)
         name, node = to
-        return node, Atom(name)
+        return node, self._atom(name)
+
+    def _atom(self, name: str) -> Atom:
+        """``Atom(name)``, made once per name a sender uses (a bounded table)."""
+        atom = self._atoms.get(name)
+        if atom is None:
+            if len(self._atoms) >= _ATOMS_KEPT:
+                self._atoms.clear()
+            atom = self._atoms[name] = Atom(name)
+        return atom
 
     async def send(self, sender: Pid, to: Destination, message: Term) -> None:
         """Deliver ``message``; waits while a local mailbox or the socket is full."""
@@ -342,15 +358,18 @@ class Router:
         self, proc: Process, to: Destination, ref: Reference, message: Term
     ) -> bool:
         """``monitor_and_send`` when it need not wait, with ``send_now``'s conditions."""
-        if isinstance(to, Reference) or not proc.alive:
+        if type(to) is Reference or proc.exit_reason is not None:
             return False
-        node, _target = self.resolve(to)
+        node, target = self.resolve(to)
         if node == self.name:
             return False
         link = self._net.link_to(node)
         if link is None or link.congested:
             return False
-        ref, node, target = self._record_monitor(proc, to, ref)
+        assert not isinstance(target, Reference)
+        obj: Pid | tuple[Atom, Atom] = (
+            target if isinstance(target, Pid) else (target, self._atom(node)))
+        proc.state.monitors[ref] = _Monitor(target, node, obj)
         link.send_signals(MonitorSignal(proc.pid, target, ref),
                           MessageSignal(proc.pid, target, message))
         return True
@@ -429,12 +448,14 @@ class Router:
         A link, unlink or exit signal must come from its sender's own node: a
         peer cannot break links or kill processes in another node's name.
         """
-        if (origin is not None and isinstance(signal, _SENDER_CHECKED)
-                and signal.sender.node != origin.peer_name):
-            log.debug("%s from %s in the name of %r dropped", type(signal).__name__,
-                      origin.peer_name, signal.sender)
-            return
-        self._table[type(signal)](signal, origin)
+        kind = type(signal)
+        if origin is not None and kind in _SENDER_CHECKED:
+            sender: Pid = signal.sender  # type: ignore[union-attr,assignment]
+            if sender.node != origin.peer_name:
+                log.debug("%s from %s in the name of %r dropped", kind.__name__,
+                          origin.peer_name, sender)
+                return
+        self._table[kind](signal, origin)
 
     def _deliver(self, proc: Process, message: Any, origin: Origin | None) -> None:
         service = self._services.get(proc)
@@ -525,7 +546,8 @@ class Router:
         self._end_when_unwatched.add(proc.pid)
 
     def _maybe_unwatched(self, proc: Process) -> None:
-        if proc.pid in self._end_when_unwatched and not proc.state.watchers:
+        if (self._end_when_unwatched and not proc.state.watchers
+                and proc.pid in self._end_when_unwatched):
             self.terminate(proc, _ABANDONED)
 
     def _on_down(self, signal: DownSignal, origin: Origin | None) -> None:
@@ -684,7 +706,7 @@ class Router:
         ref = ref or self.make_ref()
         node, to = self.resolve(target)
         assert not isinstance(to, Reference)
-        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, Atom(node))
+        obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, self._atom(node))
         proc.state.monitors[ref] = _Monitor(to, node, obj)
         return ref, node, to
 
@@ -779,8 +801,9 @@ class Router:
             self.terminate(proc, _SHUTDOWN)
 
 
-_SENDER_CHECKED = (LinkSignal, UnlinkSignal, UnlinkAckSignal, ExitSignal, MonitorSignal,
-                   DemonitorSignal)
+#: A set of exact types: a message, the commonest signal, is not in it at one hash.
+_SENDER_CHECKED: frozenset[type] = frozenset({
+    LinkSignal, UnlinkSignal, UnlinkAckSignal, ExitSignal, MonitorSignal, DemonitorSignal})
 
 
 def _is(reason: Term, atom: Atom) -> bool:

@@ -14,6 +14,8 @@ __all__ = ["NetKernel"]
 log = logging.getLogger("erldist.net_kernel")
 
 _YES = Atom("yes")
+_GEN_CALL = Atom("$gen_call")
+_IS_AUTH = Atom("is_auth")
 
 
 class NetKernel:
@@ -28,6 +30,13 @@ class NetKernel:
         self.process = router.add_service("net_kernel", self._receive)
 
     def _receive(self, message: Any, _peer: str | None) -> None:
+        if (type(message) is tuple and len(message) == 3 and message[0] == _GEN_CALL
+                and type(message[0]) is Atom):
+            request = message[2]  # a ping, the commonest: checked without match
+            if (type(request) is tuple and len(request) == 2 and request[0] == _IS_AUTH
+                    and type(request[0]) is Atom):
+                gen.reply(self._router, self.process.pid, message[1], _YES)
+                return
         match message:
             case (Atom("$gen_call"), from_, (Atom("is_auth"), _node)):
                 gen.reply(self._router, self.process.pid, from_, _YES)
