@@ -93,6 +93,14 @@ impl Limits {
     }
 }
 
+/// Let go of the interpreter and take it back (see `Decoder::body`); out of
+/// line, so the loop that decodes small terms stays as it was.
+#[cold]
+#[inline(never)]
+fn give_a_turn(py: Python<'_>) {
+    py.allow_threads(|| ());
+}
+
 /// Turn a failure into the Python exception the pure decoder raises.
 pub fn into_pyerr(py: Python<'_>, fail: Fail) -> PyErr {
     let (offset, reason) = match fail {
@@ -289,7 +297,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             until_turn -= 1;
             if until_turn == 0 {
                 until_turn = ITEMS_PER_TURN;
-                self.py.allow_threads(|| ());
+                give_a_turn(self.py);
             }
             let start = pos;
             let step = self.item(&mut pos, start, &mut open, &mut stack, &mut budget, &mut depth);
