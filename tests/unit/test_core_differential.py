@@ -330,9 +330,8 @@ def budgeted_outcome(decoder: Any, chunks: list[bytes], budgets: list[int | None
     for chunk, budget in calls:
         cost = decoder.next_cost
         seen.append(("cost", cost))
-        if budget is not None and cost > budget and len(seen) % 2:
-            budget = cost
-        seen += batch_outcome(decoder, [chunk], budget)
+        held = budget is not None and cost > budget and len(seen) % 2 == 1
+        seen += batch_outcome(decoder, [chunk], cost if held else budget)
     return seen
 
 
