@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import struct
-import threading
-import time
 import zlib
 
 import pytest
 
 from erldist.errors import RemoteProtocolError
 from erldist.protocol.flags import DFlag
-from erldist.protocol.frame_batch import FrameBatch, new_frame_batch_decoder
+from erldist.protocol.frame_batch import new_frame_batch_decoder
 from erldist.protocol.framing import NO_PAYLOAD, TICK, DistEncoder, UndecodableMessage
 from erldist.term import Atom, Pid, encode
 
@@ -116,34 +114,3 @@ def test_what_a_compressed_term_inflates_to_counts_against_the_budget(flags: int
     assert got == [((2, Atom(""), PID), 1), message]
     assert batch.feed(b"", 64 * 1024) == [((2, Atom(""), PID), 1)]
 
-
-def test_a_costly_message_decoded_on_a_thread_lets_the_main_thread_run() -> None:
-    """The batch decoder, run on a worker thread as the runtime runs it for a
-    costly message, gives the interpreter up while it builds a huge term: the
-    main thread gets turns before the decoding ends (the native decoder would
-    otherwise hold the interpreter from its start to its end)."""
-    # Not compressed: inflating runs Python code, which hands the interpreter
-    # over by itself; building the terms does not.
-    bomb = DistEncoder(HEADER).frame((2, Atom(""), PID), [0] * 999_999)
-    events: list[object] = []
-
-    def decode(batch: FrameBatch) -> None:
-        events.append("start")
-        events.append(batch.feed(b"", batch.next_cost))
-        events.append("end")
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        batch = new_frame_batch_decoder(HEADER)
-        assert batch.feed(bomb, 64 * 1024) == []
-        events.clear()
-        worker = threading.Thread(target=decode, args=(batch,))
-        worker.start()
-        while worker.is_alive():
-            events.append("main")
-        worker.join()
-        during = events[events.index("start") : events.index("end")]
-        assert during[-1] == [((2, Atom(""), PID), [0] * 999_999)]
-        if "main" in during:
-            return
-    raise AssertionError("the main thread never ran while a huge term was decoded")
