@@ -57,7 +57,7 @@ enum Outcome {
     /// The terms could not be decoded; the stream is still in step.
     Undecodable(PyErr),
     /// A message costing more than the allowance, held back undecoded.
-    Held(Held),
+    Held(Box<Held>),
 }
 
 /// A message held back for a later call to decode (the pure `Deferred`):
@@ -101,7 +101,7 @@ pub struct FrameDecoder {
     /// completed, plus what its compressed terms inflate to.
     price: u64,
     known: Option<Known>,
-    held: Option<Held>,
+    held: Option<Box<Held>>,
 }
 
 fn hex_head(frame: &[u8]) -> String {
@@ -404,12 +404,12 @@ impl FrameDecoder {
     }
 
     fn hold(&self, data: &[u8], pos: usize, version_byte: bool, control: Option<PyObject>) -> Outcome {
-        Outcome::Held(Held { data: data.to_vec(), pos, version_byte, price: self.price, control })
+        Outcome::Held(Box::new(Held { data: data.to_vec(), pos, version_byte, price: self.price, control }))
     }
 
     /// Decode the message `held` held back, whatever it costs.
-    fn finish(&mut self, py: Python<'_>, held: Held) -> Result<Outcome, String> {
-        let Held { data, pos, version_byte, control, .. } = held;
+    fn finish(&mut self, py: Python<'_>, held: Box<Held>) -> Result<Outcome, String> {
+        let Held { data, pos, version_byte, control, .. } = *held;
         let Some(control) = control else {
             return self.terms(py, &data, pos, version_byte, None);
         };
