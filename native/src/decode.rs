@@ -25,6 +25,9 @@ const MAX_REFERENCE_WORDS: usize = 5;
 const ATOM_CACHE_SIZE: usize = 4096;
 const COLLISION_CHECK_KEYS: usize = 64;
 const MAX_SHARED_HASH: usize = 16;
+/// Items decoded (tens of microseconds' work) between two chances for
+/// another thread to take the interpreter: see `Decoder::body`.
+const ITEMS_PER_TURN: u32 = 4096;
 
 /// Why decoding stopped.
 pub enum Fail {
@@ -88,6 +91,14 @@ impl Limits {
             max_inflated_bytes: saturating_u64(&obj.getattr(intern!(py, "max_inflated_bytes"))?)?,
         })
     }
+}
+
+/// Let go of the interpreter and take it back (see `Decoder::body`); out of
+/// line, so the loop that decodes small terms stays as it was.
+#[cold]
+#[inline(never)]
+fn give_a_turn(py: Python<'_>) {
+    py.allow_threads(|| ());
 }
 
 /// Turn a failure into the Python exception the pure decoder raises.
@@ -266,12 +277,28 @@ impl<'a, 'py> Decoder<'a, 'py> {
     }
 
     /// Decode the term whose tag is at `pos`: the heart of the decoder.
+    ///
+    /// A huge term (a million-element list takes tens of milliseconds) lets
+    /// go of the interpreter every `ITEMS_PER_TURN` items and takes it back:
+    /// CPython gives no thread the lock while native code runs, so without
+    /// this the event loop could not answer a tick or a ping until the term
+    /// is built, even when a worker thread decodes it. A thread that asked
+    /// for the lock gets it then (the GIL's forced switching makes this
+    /// thread wait until it has); when none asks, it costs a lock round-trip.
+    /// Every buffer read here is immutable `bytes` or owned by the caller,
+    /// so other threads running meanwhile cannot change what is decoded.
     pub fn body(&self, mut pos: usize) -> R<(PyObject, usize)> {
         let mut stack: Vec<Option<Open>> = Vec::new();
         let mut open: Option<Open> = None;
         let mut budget: i128 = self.limits.max_elements.into();
         let mut depth: u64 = 0;
+        let mut until_turn = ITEMS_PER_TURN;
         loop {
+            until_turn -= 1;
+            if until_turn == 0 {
+                until_turn = ITEMS_PER_TURN;
+                give_a_turn(self.py);
+            }
             let start = pos;
             let step = self.item(&mut pos, start, &mut open, &mut stack, &mut budget, &mut depth);
             let mut value = match step {

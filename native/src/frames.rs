@@ -56,6 +56,19 @@ enum Outcome {
     Pending,
     /// The terms could not be decoded; the stream is still in step.
     Undecodable(PyErr),
+    /// A message costing more than the allowance, held back undecoded.
+    Held(Box<Held>),
+}
+
+/// A message held back for a later call to decode (the pure `Deferred`):
+/// `data` from `pos` holds its control term, or, once `control` is decoded,
+/// its payload.
+struct Held {
+    data: Vec<u8>,
+    pos: usize,
+    version_byte: bool,
+    price: u64,
+    control: Option<PyObject>,
 }
 
 /// The last message's bytes up to its payload, and the control term they hold.
@@ -88,6 +101,7 @@ pub struct FrameDecoder {
     /// completed, plus what its compressed terms inflate to.
     price: u64,
     known: Option<Known>,
+    held: Option<Box<Held>>,
 }
 
 fn hex_head(frame: &[u8]) -> String {
@@ -122,6 +136,7 @@ impl FrameDecoder {
             broken: None,
             price: 0,
             known: None,
+            held: None,
         })
     }
 
@@ -137,9 +152,13 @@ impl FrameDecoder {
         self.limits_obj.clone_ref(py)
     }
 
-    /// The size of the next whole frame waiting (0: none is complete).
+    /// What the message held back costs, else the size of the next whole
+    /// frame waiting (0: none is complete).
     #[getter]
     fn next_cost(&self) -> u64 {
+        if let Some(held) = &self.held {
+            return held.price;
+        }
         let source = &self.pending;
         let mut pos = 0;
         while source.len() - pos >= 4 && self.broken.is_none() {
@@ -160,7 +179,9 @@ impl FrameDecoder {
     /// `UndecodableMessage` instances for frames whose terms could not be
     /// decoded, and, last, a `RemoteProtocolError` instance if the stream
     /// broke (after which every call raises it). Once what it decoded has
-    /// cost `budget` (`None`: no limit), the rest waits for a later call.
+    /// cost `budget` (`None`: no limit), the rest waits for a later call; a
+    /// message costing more than the whole `budget` is held back undecoded
+    /// until a call whose budget covers it (see `next_cost`).
     #[pyo3(signature = (data, budget=None))]
     fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyBytes>, budget: Option<u64>) -> PyResult<Bound<'py, PyList>> {
         if let Some(reason) = &self.broken {
@@ -178,6 +199,23 @@ impl FrameDecoder {
         };
         let mut pos = 0;
         let mut spent: u64 = 0;
+        if let Some(held) = self.held.take() {
+            if budget.is_some_and(|budget| held.price > budget) {
+                self.held = Some(held);
+                self.pending = source.to_vec();
+                return Ok(out);
+            }
+            spent = held.price;
+            match self.finish(py, held) {
+                Ok(Outcome::Message(control, payload)) => out.append((control, payload))?,
+                Ok(Outcome::Undecodable(err)) => out.append(err.value_bound(py))?,
+                Ok(Outcome::Pending | Outcome::Held(_)) => unreachable!("a held message is decoded whole"),
+                Err(reason) => {
+                    out.append(self.break_with(py, reason)?)?;
+                    return Ok(out);
+                }
+            }
+        }
         while source.len() - pos >= 4 {
             let length = u32::from_be_bytes(source[pos..pos + 4].try_into().expect("4 bytes"));
             if u64::from(length) > self.max_frame {
@@ -199,9 +237,12 @@ impl FrameDecoder {
             }
             pos = stop;
             self.price = frame.len() as u64;
-            let outcome = self.frame(py, frame);
-            spent = spent.saturating_add(self.price);
+            let outcome = self.frame(py, frame, budget);
             match outcome {
+                Ok(Outcome::Held(held)) => {
+                    self.held = Some(held);
+                    break;
+                }
                 Ok(Outcome::Message(control, payload)) => out.append((control, payload))?,
                 Ok(Outcome::Pending) => {}
                 Ok(Outcome::Undecodable(err)) => out.append(err.value_bound(py))?,
@@ -210,6 +251,7 @@ impl FrameDecoder {
                     return Ok(out);
                 }
             }
+            spent = spent.saturating_add(self.price);
         }
         self.pending = source[pos..].to_vec();
         Ok(out)
@@ -225,18 +267,19 @@ impl FrameDecoder {
     fn break_with<'py>(&mut self, py: Python<'py>, reason: String) -> PyResult<Bound<'py, PyAny>> {
         self.broken = Some(reason.clone());
         self.pending.clear();
+        self.held = None;
         self.sequences.clear();
         self.buffered = 0;
         Ok(self.remote_error(py, reason)?.value_bound(py).clone().into_any())
     }
 
     /// One frame (never a tick); `Err` is a broken stream.
-    fn frame(&mut self, py: Python<'_>, frame: &[u8]) -> Result<Outcome, String> {
+    fn frame(&mut self, py: Python<'_>, frame: &[u8], allowance: Option<u64>) -> Result<Outcome, String> {
         if !self.header_mode {
             if frame[0] != PASS_THROUGH {
                 return Err(format!("expected a pass-through frame (112), got {}", hex_head(frame)));
             }
-            return self.terms(py, frame, 1, true);
+            return self.terms(py, frame, 1, true, allowance);
         }
         if frame.len() < 3 || frame[0] != VERSION {
             return Err(format!("expected a distribution header (131,...), got {}", hex_head(frame)));
@@ -244,15 +287,15 @@ impl FrameDecoder {
         match frame[1] {
             HEADER => {
                 check_no_atom_cache(frame[2])?;
-                self.terms(py, frame, 3, false)
+                self.terms(py, frame, 3, false, allowance)
             }
-            FRAGMENT_FIRST => self.first_fragment(py, frame),
-            FRAGMENT_NEXT => self.next_fragment(py, frame),
+            FRAGMENT_FIRST => self.first_fragment(py, frame, allowance),
+            FRAGMENT_NEXT => self.next_fragment(py, frame, allowance),
             kind => Err(format!("unknown distribution header kind {kind}")),
         }
     }
 
-    fn first_fragment(&mut self, py: Python<'_>, frame: &[u8]) -> Result<Outcome, String> {
+    fn first_fragment(&mut self, py: Python<'_>, frame: &[u8], allowance: Option<u64>) -> Result<Outcome, String> {
         if frame.len() < FIRST_HEADER_SIZE {
             return Err("truncated first-fragment header".to_owned());
         }
@@ -265,7 +308,7 @@ impl FrameDecoder {
             return Err(format!("sequence {seq:#x} restarted before its last fragment"));
         }
         if frag == 1 {
-            return self.terms(py, frame, FIRST_HEADER_SIZE, false);
+            return self.terms(py, frame, FIRST_HEADER_SIZE, false, allowance);
         }
         if self.sequences.len() >= self.max_fragment_sequences {
             return Err(format!("more than {} fragmented messages in flight", self.max_fragment_sequences));
@@ -276,7 +319,7 @@ impl FrameDecoder {
         Ok(Outcome::Pending)
     }
 
-    fn next_fragment(&mut self, py: Python<'_>, frame: &[u8]) -> Result<Outcome, String> {
+    fn next_fragment(&mut self, py: Python<'_>, frame: &[u8], allowance: Option<u64>) -> Result<Outcome, String> {
         if frame.len() < NEXT_HEADER_SIZE {
             return Err("truncated fragment header".to_owned());
         }
@@ -297,7 +340,7 @@ impl FrameDecoder {
         }
         let done = self.sequences.remove(&seq).expect("checked above");
         self.buffered -= done.data.len() as u64;
-        self.terms(py, &done.data, 0, false)
+        self.terms(py, &done.data, 0, false, allowance)
     }
 
     fn reserve(&mut self, size: usize) -> Result<(), String> {
@@ -308,56 +351,93 @@ impl FrameDecoder {
         Ok(())
     }
 
-    /// The control term and the payload term (or `NO_PAYLOAD`) filling `data`.
-    fn terms(&mut self, py: Python<'_>, data: &[u8], offset: usize, version_byte: bool) -> Result<Outcome, String> {
+    /// The control term and the payload term (or `NO_PAYLOAD`) filling
+    /// `data`; held back (before the control term, or before the payload once
+    /// its compressed size is known) when it costs more than `allowance`.
+    fn terms(
+        &mut self,
+        py: Python<'_>,
+        data: &[u8],
+        offset: usize,
+        version_byte: bool,
+        allowance: Option<u64>,
+    ) -> Result<Outcome, String> {
         let skip = usize::from(version_byte);
+        let over = |price: u64| allowance.is_some_and(|allowance| price > allowance);
         self.price = (data.len() - offset) as u64 + inflated(data, offset + skip);
+        if over(self.price) {
+            return Ok(self.hold(data, offset, version_byte, None));
+        }
         let decoder = match Decoder::new(py, data, self.limits) {
             Ok(decoder) => decoder,
             Err(err) => return Ok(Outcome::Undecodable(err)),
         };
-        let reused = match &self.known {
+        let (control, end) = match &self.known {
             Some(known) if known.offset == offset && data.starts_with(&known.prefix) => {
-                Some((known.control.clone_ref(py), known.prefix.len()))
+                (known.control.clone_ref(py), known.prefix.len())
             }
-            _ => None,
-        };
-        let fresh = reused.is_none();
-        let first = match reused {
-            Some(hit) => Ok(hit),
-            None => decoder.top(offset, version_byte),
-        };
-        let decoded = first.and_then(|(control, end)| {
-            if end == data.len() {
-                return Ok((control, None, end, end));
-            }
-            self.price += inflated(data, end + skip);
-            let (payload, pos) = decoder.top(end, version_byte)?;
-            Ok((control, Some(payload), pos, end))
-        });
-        match decoded {
-            Ok((control, payload, pos, end)) => {
-                if pos != data.len() {
-                    return Err(format!("{} bytes after the payload of a distribution message", data.len() - pos));
+            _ => match decoder.top(offset, version_byte) {
+                Ok((control, end)) => {
+                    if end < data.len() && control.bind(py).hash().is_ok() {
+                        // Same bytes, same term: the next frame that starts
+                        // with them gets this control object back, undecoded
+                        // (see `DistDecoder._learn`). Only a hashable control
+                        // (no list or map in it) is shared.
+                        self.known = Some(Known { offset, prefix: data[..end].to_vec(), control: control.clone_ref(py) });
+                    }
+                    (control, end)
                 }
-                if fresh && payload.is_some() && control.bind(py).hash().is_ok() {
-                    // Same bytes, same term: the next frame that starts with
-                    // them gets this control object back, undecoded (see
-                    // `DistDecoder._learn`). Only a hashable control (no
-                    // list or map in it) is shared.
-                    self.known = Some(Known { offset, prefix: data[..end].to_vec(), control: control.clone_ref(py) });
-                }
-                let payload = match payload {
-                    Some(payload) => payload,
-                    None => match framing(py) {
-                        Ok(refs) => refs.no_payload.clone_ref(py),
-                        Err(err) => return Ok(Outcome::Undecodable(err)),
-                    },
-                };
-                Ok(Outcome::Message(control, payload))
-            }
-            Err(fail) => Ok(Outcome::Undecodable(undecodable(py, fail))),
+                Err(fail) => return Ok(Outcome::Undecodable(undecodable(py, fail))),
+            },
+        };
+        if end == data.len() {
+            return Ok(match framing(py) {
+                Ok(refs) => Outcome::Message(control, refs.no_payload.clone_ref(py)),
+                Err(err) => Outcome::Undecodable(err),
+            });
         }
+        self.price += inflated(data, end + skip);
+        if over(self.price) {
+            return Ok(self.hold(data, end, version_byte, Some(control)));
+        }
+        payload_of(&decoder, py, control, (end, data.len()), version_byte)
+    }
+
+    fn hold(&self, data: &[u8], pos: usize, version_byte: bool, control: Option<PyObject>) -> Outcome {
+        Outcome::Held(Box::new(Held { data: data.to_vec(), pos, version_byte, price: self.price, control }))
+    }
+
+    /// Decode the message `held` held back, whatever it costs.
+    fn finish(&mut self, py: Python<'_>, held: Box<Held>) -> Result<Outcome, String> {
+        let Held { data, pos, version_byte, control, .. } = *held;
+        let Some(control) = control else {
+            return self.terms(py, &data, pos, version_byte, None);
+        };
+        let decoder = match Decoder::new(py, &data, self.limits) {
+            Ok(decoder) => decoder,
+            Err(err) => return Ok(Outcome::Undecodable(err)),
+        };
+        payload_of(&decoder, py, control, (pos, data.len()), version_byte)
+    }
+}
+
+/// The message of `control` and the payload at `pos`, which must end the
+/// `size` bytes decoded.
+fn payload_of(
+    decoder: &Decoder<'_, '_>,
+    py: Python<'_>,
+    control: PyObject,
+    (pos, size): (usize, usize),
+    version_byte: bool,
+) -> Result<Outcome, String> {
+    match decoder.top(pos, version_byte) {
+        Ok((payload, end)) => {
+            if end != size {
+                return Err(format!("{} bytes after the payload of a distribution message", size - end));
+            }
+            Ok(Outcome::Message(control, payload))
+        }
+        Err(fail) => Ok(Outcome::Undecodable(undecodable(py, fail))),
     }
 }
 

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 
 /// Bumped whenever the functions below change shape, so an `erldist` that
 /// expects another shape falls back to the pure core instead of misbehaving.
-const API_VERSION: u32 = 3;
+const API_VERSION: u32 = 4;
 
 #[pymodule]
 fn erldist_native(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import struct
+import zlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -286,11 +287,11 @@ def stream(rng: random.Random, header_mode: bool, hostile: bool) -> bytes:
     return bytes(out)
 
 
-def batch_outcome(decoder: Any, chunks: list[bytes]) -> list[Any]:
+def batch_outcome(decoder: Any, chunks: list[bytes], budget: int | None = None) -> list[Any]:
     seen: list[Any] = []
     for chunk in chunks:
         try:
-            items = decoder.feed(chunk)
+            items = decoder.feed(chunk, budget)
         except Exception as exc:
             seen.append(("raised", type(exc).__name__, str(exc)))
             continue
@@ -318,6 +319,51 @@ def test_frame_batches(header_mode: bool, hostile: bool) -> None:
         pure = FrameBatchDecoder(flags, limits, max_frame, 2, 500)
         fast = native.FrameDecoder(header_mode, limits, max_frame, 2, 500)
         assert batch_outcome(fast, chunks) == batch_outcome(pure, chunks)
+
+
+def budgeted_outcome(decoder: Any, chunks: list[bytes], budgets: list[int | None]) -> list[Any]:
+    """``batch_outcome`` under work budgets, then drained as the runtime drains:
+    ``feed(b"", budget)``, or every other time ``feed(b"", next_cost)`` when
+    a message costing more than the budget is held back."""
+    seen: list[Any] = []
+    calls = [*zip(chunks, budgets, strict=True), *[(b"", budget) for budget in budgets]]
+    for chunk, budget in calls:
+        cost = decoder.next_cost
+        seen.append(("cost", cost))
+        held = budget is not None and cost > budget and len(seen) % 2 == 1
+        seen += batch_outcome(decoder, [chunk], cost if held else budget)
+    return seen
+
+
+def compressed_frame(rng: random.Random, header_mode: bool) -> bytes:
+    """A SEND whose payload is a compressed term, maybe lying about its size."""
+    plain = pure_encode([rng.randrange(256) for _ in range(rng.randrange(50, 400))])[1:]
+    declared = len(plain) + rng.choice((0, 0, 0, 1, -1))
+    payload = b"P" + declared.to_bytes(4, "big") + zlib.compress(plain)
+    encoder = DistEncoder(HEADER_FLAGS if header_mode else 0)
+    head = encoder.frame((2, Atom(""), Pid(Atom("a@h"), 1, 2, 3)), 0)[4:-2]
+    body = head + payload
+    return len(body).to_bytes(4, "big") + body
+
+
+@pytest.mark.parametrize("header_mode", [False, True])
+@pytest.mark.parametrize("hostile", [False, True])
+def test_frame_batches_under_budgets(header_mode: bool, hostile: bool) -> None:
+    """Same messages, held-back messages, costs and errors under any budgets."""
+    rng = random.Random(f"budget{header_mode}{hostile}")
+    flags = HEADER_FLAGS if header_mode else 0
+    for _ in range(150):
+        parts = [stream(rng, header_mode, hostile)]
+        for _ in range(rng.randrange(3)):
+            parts.insert(rng.randrange(len(parts) + 1), compressed_frame(rng, header_mode))
+        data = b"".join(parts)
+        cuts = sorted(rng.sample(range(len(data) + 1), min(len(data), rng.randrange(0, 6))))
+        chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        budgets = [rng.choice((None, 0, 1, 40, 200, 1000)) for _ in chunks]
+        limits = rng.choice((DEFAULT_LIMITS, DecodeLimits(max_depth=1)))
+        pure = FrameBatchDecoder(flags, limits, 1 << 30, 2, 500)
+        fast = native.FrameDecoder(header_mode, limits, 1 << 30, 2, 500)
+        assert budgeted_outcome(fast, chunks, budgets) == budgeted_outcome(pure, chunks, budgets)
 
 
 @pytest.mark.parametrize(

@@ -20,13 +20,12 @@ The list holds, in stream order:
 once what it decoded has cost ``budget`` (``budget=0`` only buffers), and the
 rest waits for a later call (``feed(b"", budget)``). A message costs its size
 plus what its compressed terms declare they inflate to, so a 2 KB zlib bomb
-costs what decoding it takes. The pure core goes further, since one of its
-calls on a million-element term holds the interpreter for a long time: a
-message that costs more than the whole budget is held back undecoded (its
-control term at most), and ``next_cost`` says what it costs, so
-the caller can decode it elsewhere (``feed(b"", next_cost)`` on another
-thread). ``next_cost`` is otherwise the size of the next whole frame waiting,
-and 0 when none is.
+costs what decoding it takes. Since one call on a million-element term holds
+the interpreter for a long time, a message that costs more than the whole
+budget is held back undecoded (its control term at most), and ``next_cost``
+says what it costs, so the caller can decode it elsewhere (``feed(b"",
+next_cost)`` on another thread). ``next_cost`` is otherwise the size of the
+next whole frame waiting, and 0 when none is.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from typing import Any, Protocol, cast
 
 from erldist import telemetry
 from erldist.config import Config
-from erldist.core import native_module
 from erldist.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from erldist.protocol import control, flags, signals
 from erldist.protocol.frame_batch import BatchItem, FrameBatch, new_frame_batch_decoder
@@ -46,14 +45,13 @@ log = logging.getLogger("erldist.connection")
 WORK_SLICE = 0.005
 #: Decoding cost (bytes, compressed terms counted inflated) of one batch call.
 READ_BUDGET = 64 * 1024
-#: With the pure core, a message costing more is decoded on a worker thread: the
-#: interpreter hands the loop thread its turn every few milliseconds, where one
-#: call of pure-Python decoding would hold it for the whole frame (up to
-#: hundreds of milliseconds for a million-element list). The native decoder
-#: holds the interpreter throughout, so it gains nothing from a thread, and it
-#: decodes such a frame within tens of milliseconds.
+#: A message costing more is decoded on a worker thread: the interpreter hands
+#: the loop thread its turn every few milliseconds, where one decoding call on
+#: the loop would hold it for the whole message (tens of milliseconds for a
+#: million-element list natively, hundreds in pure Python). The native decoder
+#: lets go of the interpreter at bounded intervals while it builds a huge term
+#: for the same reason.
 OFFLOAD_AT = 64 * 1024
-_OFFLOAD = native_module() is None
 #: Seconds an accepted socket may stay silent before its handshake is given up.
 SILENT_DEADLINE = 2.0
 #: Flush at once when a batch grows past this, instead of waiting for the turn.
@@ -221,7 +219,7 @@ class Connection(asyncio.Protocol):
         self.pauses = 0
         #: Times one read's frames took more than a work slice and were split.
         self.slices = 0
-        #: Costly frames decoded on the worker thread (pure core).
+        #: Costly frames decoded on the worker thread.
         self.offloaded = 0
 
     # --- asyncio.Protocol ------------------------------------------------------------
@@ -415,7 +413,7 @@ class Connection(asyncio.Protocol):
                 self._hold()
                 self.loop.call_later(spent, self.resume_delivery)
                 return
-            if _OFFLOAD and cost > OFFLOAD_AT:
+            if cost > OFFLOAD_AT:
                 self._offload(batch, cost)
                 return
             self._items = batch.feed(b"", READ_BUDGET)
