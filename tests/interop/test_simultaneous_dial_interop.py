@@ -8,7 +8,9 @@ Python node killed in that window would stay "connecting" (and its global
 names registered) on that Erlang node for 7 s.
 
 Our dial is held at its EPMD look-up (the look-up itself is real, it only
-waits for the test); the Erlang node dials us meanwhile.
+waits for the test), or with its socket connected but not yet handed to us
+(so nothing written: the Erlang side has an accepted socket and no name); the
+Erlang node dials us meanwhile.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from erldist.runtime import epmd_client
+from erldist.runtime import epmd_client, peers
+from erldist.runtime.connection import Connection
 from erldist.runtime.node import Node
 from tests.support.aio import run
 from tests.support.otp import EpmdProcess, ErlNode, unique_name
@@ -58,6 +61,50 @@ def test_a_dial_still_at_epmd_yields_to_the_peers(release: str, epmd: EpmdProces
             assert await node.ping(erl.name) is True
         finally:
             release_lookup.set()
+            await node.stop()
+            erl.stop()
+
+    run(scenario())
+
+
+def test_a_dial_connected_but_silent_yields_to_the_peers(release: str, epmd: EpmdProcess,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last window before our name is on the wire: the socket is connected,
+    asyncio has not yet handed it to our protocol. Answering ``nok`` then would
+    leave the Erlang node waiting 7 s (``pang``) if we died before writing."""
+    async def scenario() -> None:
+        erl = await asyncio.to_thread(ErlNode, release, name=f"{unique_name('b')}@127.0.0.1",
+                                      cookie=COOKIE, epmd_port=epmd.port)
+        node = await Node.start(f"{unique_name('z')}@127.0.0.1", COOKIE, epmd_port=epmd.port)
+        held: list[tuple[Connection, asyncio.BaseTransport]] = []
+        connected = asyncio.Event()
+
+        class Held(Connection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                if self.initiator is None:  # the Erlang node's dial to us
+                    super().connection_made(transport)
+                    return
+                held.append((self, transport))  # ours: handed over when the test says so
+                connected.set()
+
+        monkeypatch.setattr(peers, "Connection", Held)
+        try:
+            dial = asyncio.create_task(node.connect(erl.name))
+            await asyncio.wait_for(connected.wait(), 10)
+            conn, transport = held[0]
+            assert conn.transport is None  # connected, nothing written
+            assert await asyncio.to_thread(erl.eval, f"net_adm:ping('{node.name}').") \
+                == "pong"
+            # Superseded before it wrote anything: handed over now, it closes unwritten.
+            Connection.connection_made(conn, transport)
+            assert transport.is_closing()
+            await asyncio.wait_for(dial, 10)
+            assert node.nodes() == [erl.name]
+            assert await asyncio.to_thread(erl.eval, "nodes().") == f"['{node.name}']"
+            assert await node.ping(erl.name) is True
+        finally:
+            for _conn, transport in held:
+                transport.close()
             await node.stop()
             erl.stop()
 

@@ -195,6 +195,7 @@ class Connection(asyncio.Protocol):
         self._tick_interval = 15.0
         self._silence_limit = 60.0
         self._close_reason = "connection_closed"
+        self._aborted = False
         self._paused = False
         self._resumed: list[asyncio.Future[None]] = []
         self.handshake_deadline: asyncio.TimerHandle | None = None
@@ -228,6 +229,9 @@ class Connection(asyncio.Protocol):
         # A cast, not an isinstance check: uvloop's TCP transports have the
         # Transport methods without subclassing asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
+        if self._aborted:
+            self.transport.abort()  # aborted before its socket was handed over
+            return
         self._arm_handshake_deadline()
         self._pump()
 
@@ -644,9 +648,11 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self, reason: str) -> None:
+        self._close_reason = reason
         if self.transport is not None:
-            self._close_reason = reason
             self.transport.abort()
+        else:
+            self._aborted = True  # connection_made closes it, writing nothing
 
     @property
     def visible(self) -> bool:

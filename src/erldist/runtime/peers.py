@@ -192,11 +192,17 @@ class Peers:
         if record.state is PeerState.UP:
             return "alive"
         # Both sides dial at once: the greater name keeps its own attempt, once that
-        # attempt has a socket. Before that (asking EPMD, connecting)
-        # nothing of ours reached the peer, and a peer told ``nok`` waits for our
-        # dial with no socket to watch: if we died then, it would notice only at
-        # its setup timeout (net_setuptime, 7 s), and our global names with it.
-        if self.identity.name_str > peer and record.dialing is not None:
+        # attempt has written its first bytes (``transport`` is set just before).
+        # Before that (asking EPMD, connecting, a connected socket not yet handed
+        # to us) nothing of ours is on its way, and a peer told ``nok`` waits for
+        # our dial with no socket to watch: if we died then, it would notice only
+        # at its setup timeout (net_setuptime, 7 s), and our global names with it.
+        # OTP itself answers ``nok`` from the start of its dial (``bench.global_names
+        # --victim erl`` shows what that costs); a name already written reaches the
+        # peer even if we die (the kernel sends it before the FIN).
+        dialing = record.dialing
+        if self.identity.name_str > peer and dialing is not None \
+                and dialing.transport is not None:
             return "nok"
         record.superseded = True
         if record.dialing is not None:
@@ -326,7 +332,7 @@ class Peers:
 
     def _dialing(self, record: Peer, machine: Initiator) -> Connection:
         """Our dial's connection, recorded as soon as the socket is connected (its
-        first bytes are then already on their way)."""
+        first bytes go out when asyncio hands it the socket, a loop turn later)."""
         conn = record.dialing = Connection(self, machine, peer_name=record.name)
         return conn
 
