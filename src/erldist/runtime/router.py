@@ -346,13 +346,16 @@ class Router:
         """``send`` to another node when it need not wait: False (nothing sent) for
         a local destination, a node not connected, or a socket that pushes back."""
         node, target = self.resolve(to)
-        if node == self.name:
-            return False
-        link = self._net.link_to(node)
-        if link is None or link.congested:
+        link = None if node == self.name else self._link_now(node)
+        if link is None:
             return False
         link.send_signal(MessageSignal(sender, target, message))
         return True
+
+    def _link_now(self, node: str) -> SignalLink | None:
+        """The link to ``node`` when it is up and takes a write at once, else None."""
+        link = self._net.link_to(node)
+        return None if link is None or link.congested else link
 
     def monitor_and_send_now(
         self, proc: Process, to: Destination, ref: Reference, message: Term
@@ -361,15 +364,11 @@ class Router:
         if type(to) is Reference or proc.exit_reason is not None:
             return False
         node, target = self.resolve(to)
-        if node == self.name:
-            return False
-        link = self._net.link_to(node)
-        if link is None or link.congested:
+        link = None if node == self.name else self._link_now(node)
+        if link is None:
             return False
         assert not isinstance(target, Reference)
-        obj: Pid | tuple[Atom, Atom] = (
-            target if isinstance(target, Pid) else (target, self._atom(node)))
-        proc.state.monitors[ref] = _Monitor(target, node, obj)
+        self._note_monitor(proc, ref, node, target)
         link.send_signals(MonitorSignal(proc.pid, target, ref),
                           MessageSignal(proc.pid, target, message))
         return True
@@ -706,9 +705,13 @@ class Router:
         ref = ref or self.make_ref()
         node, to = self.resolve(target)
         assert not isinstance(to, Reference)
+        self._note_monitor(proc, ref, node, to)
+        return ref, node, to
+
+    def _note_monitor(self, proc: Process, ref: Reference, node: str, to: Pid | Atom) -> None:
+        """Record ``proc``'s monitor of ``to`` on ``node``, with the object its DOWN names."""
         obj: Pid | tuple[Atom, Atom] = to if isinstance(to, Pid) else (to, self._atom(node))
         proc.state.monitors[ref] = _Monitor(to, node, obj)
-        return ref, node, to
 
     def demonitor(self, proc: Process, ref: Reference, *, flush: bool = False) -> bool:
         monitor = proc.state.monitors.pop(ref, None)
