@@ -17,6 +17,7 @@ from typing import Any, Final
 from erldist.errors import LocalProtocolError
 from erldist.protocol import control
 from erldist.protocol.flags import DFlag
+from erldist.protocol.framing import NO_PAYLOAD
 from erldist.term.types import Atom, Pid, Reference, Term
 
 __all__ = [
@@ -32,7 +33,9 @@ __all__ = [
     "UnlinkAckSignal",
     "UnlinkSignal",
     "from_control",
+    "from_terms",
     "to_control",
+    "to_terms",
 ]
 
 
@@ -234,3 +237,88 @@ _TO: Final[dict[type, Callable[[Any, int], control.ControlMessage]]] = {
 def to_control(signal: Signal, flags: int) -> control.ControlMessage:
     """The control message for ``signal`` on a connection with ``flags``."""
     return _TO[type(signal)](signal, flags)
+
+
+# --- the commonest signals, straight from and to the wire's tuples ---------------------
+#
+# A message, a monitor and a demonitor are most of what crosses a link (a call
+# is a monitor, a request and a demonitor). For them the tuple is read or
+# written here without making the control dataclass in between: its layout is
+# the one ``control`` defines (the tests check both paths agree on every
+# signal, flag set and malformed tuple), and anything else, including every
+# tuple these checks do not accept, takes the general path, whose errors name
+# what is wrong.
+
+_SEND, _REG_SEND = control.Send.op, control.RegSend.op
+_SEND_SENDER, _ALIAS_SEND = control.SendSender.op, control.AliasSend.op
+_MONITOR_P, _DEMONITOR_P = control.MonitorP.op, control.DemonitorP.op
+#: Ops whose control tuple repeats from one message to the next along one route.
+ROUTE_OPS: Final = frozenset((_SEND, _REG_SEND, _SEND_SENDER))
+
+
+def _message_in(ctrl: tuple[Any, ...], payload: Any) -> Signal | None:
+    op = ctrl[0]
+    if payload is NO_PAYLOAD:
+        return None
+    if op == _SEND_SENDER:
+        if len(ctrl) == 3 and type(ctrl[1]) is Pid and type(ctrl[2]) is Pid:
+            return MessageSignal(ctrl[1], ctrl[2], payload)
+    elif op == _REG_SEND:
+        if len(ctrl) == 4 and type(ctrl[1]) is Pid and type(ctrl[3]) is Atom:
+            return MessageSignal(ctrl[1], ctrl[3], payload)
+    elif op == _ALIAS_SEND:
+        if len(ctrl) == 3 and type(ctrl[1]) is Pid and type(ctrl[2]) is Reference:
+            return MessageSignal(ctrl[1], ctrl[2], payload)
+    elif len(ctrl) == 3 and type(ctrl[2]) is Pid:  # SEND
+        return MessageSignal(None, ctrl[2], payload)
+    return None
+
+
+def _monitor_in(ctrl: tuple[Any, ...], payload: Any) -> Signal | None:
+    if (payload is NO_PAYLOAD and len(ctrl) == 4 and type(ctrl[1]) is Pid
+            and type(ctrl[2]) in _PROC and type(ctrl[3]) is Reference):
+        kind = MonitorSignal if ctrl[0] == _MONITOR_P else DemonitorSignal
+        return kind(ctrl[1], ctrl[2], ctrl[3])
+    return None
+
+
+_PROC: Final = frozenset((Pid, Atom))
+_IN: Final[dict[int, Callable[[tuple[Any, ...], Any], Signal | None]]] = {
+    _SEND: _message_in, _REG_SEND: _message_in, _SEND_SENDER: _message_in,
+    _ALIAS_SEND: _message_in, _MONITOR_P: _monitor_in, _DEMONITOR_P: _monitor_in,
+}
+
+
+def from_terms(ctrl: Any, payload: Any = NO_PAYLOAD) -> Signal | None:
+    """The signal a decoded control tuple and payload carry: ``from_control(parse(...))``.
+
+    Raises ``RemoteProtocolError`` as ``control.parse`` does for a tuple it
+    does not accept.
+    """
+    if type(ctrl) is tuple and ctrl and type(ctrl[0]) is int:
+        fast = _IN.get(ctrl[0])
+        if fast is not None:
+            signal = fast(ctrl, payload)
+            if signal is not None:
+                return signal
+    return from_control(control.parse(ctrl, payload))
+
+
+def to_terms(signal: Signal, flags: int) -> tuple[tuple[Any, ...], Any]:
+    """The control tuple and payload (or ``NO_PAYLOAD``) that carry ``signal``:
+    ``control.to_terms(to_control(signal, flags))``."""
+    if isinstance(signal, MessageSignal):
+        sender, to = signal.sender, signal.to
+        if type(sender) is Pid:
+            target = type(to)
+            if target is Pid and flags & DFlag.SEND_SENDER:
+                return (_SEND_SENDER, sender, to), signal.message
+            if target is Atom:
+                return (_REG_SEND, sender, control.UNUSED, to), signal.message
+            if target is Reference:
+                return (_ALIAS_SEND, sender, to), signal.message
+    elif isinstance(signal, MonitorSignal):
+        return (_MONITOR_P, signal.sender, signal.target, signal.ref), NO_PAYLOAD
+    elif isinstance(signal, DemonitorSignal):
+        return (_DEMONITOR_P, signal.sender, signal.target, signal.ref), NO_PAYLOAD
+    return control.to_terms(_TO[type(signal)](signal, flags))

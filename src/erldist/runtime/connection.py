@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 from erldist import telemetry
 from erldist.config import Config
 from erldist.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
-from erldist.protocol import control, flags, signals
+from erldist.protocol import flags, signals
 from erldist.protocol.frame_batch import BatchItem, FrameBatch, new_frame_batch_decoder
 from erldist.protocol.framing import TICK, DistEncoder, UndecodableMessage
 from erldist.protocol.handshake import (
@@ -56,9 +56,6 @@ OFFLOAD_AT = 64 * 1024
 SILENT_DEADLINE = 2.0
 #: Flush at once when a batch grows past this, instead of waiting for the turn.
 _FLUSH_AT = 256 * 1024
-#: Messages whose control term is the same from one message to the next (one
-#: sender, one receiver): the control's encoding is reused for sending.
-_MESSAGES = (control.Send, control.RegSend, control.SendSender)
 #: How many control encodings a connection keeps for sending.
 _SEND_HEADERS = 256
 _U32 = struct.Struct(">I")
@@ -91,11 +88,10 @@ class _Headers:
         """The bytes before the payload in every frame carrying ``ctrl``."""
         return self._encoder.frame(ctrl, _PROBE)[_U32.size : -_PROBE_SIZE]
 
-    def frame_into(self, out: bytearray, msg: control.ControlMessage) -> bytes | None:
-        """Append ``msg``'s frame to ``out``, as ``DistEncoder.frame_into`` would;
-        the header it reused, if any."""
-        ctrl, payload = control.to_terms(msg)
-        header = self._send_header(ctrl) if isinstance(msg, _MESSAGES) else None
+    def frame_into(self, out: bytearray, ctrl: tuple[Any, ...], payload: Any) -> bytes | None:
+        """Append the frame of ``ctrl`` and ``payload`` to ``out``, as
+        ``DistEncoder.frame_into`` would; the header it reused, if any."""
+        header = self._send_header(ctrl) if ctrl[0] in signals.ROUTE_OPS else None
         if header is None:
             self._encoder.frame_into(out, ctrl, payload)
             return None
@@ -185,6 +181,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._batch: FrameBatch | None = None
         self._headers: _Headers | None = None
+        #: The negotiated flags, read per frame sent (0 until the handshake completes).
+        self._flags = 0
         self._out = bytearray()
         self._flush_scheduled = False
         #: A frame went out at once since the last read or flush: batch the next.
@@ -362,6 +360,7 @@ class Connection(asyncio.Protocol):
         if self.handshake_deadline is not None:
             self.handshake_deadline.cancel()
         self.result = result
+        self._flags = result.flags
         self.peer_name = result.peer_name
         config = self.owner.config
         self._batch = new_frame_batch_decoder(result.flags, config.decode_limits,
@@ -470,7 +469,7 @@ class Connection(asyncio.Protocol):
                 if ctrl is self._route_ctrl:
                     signal: signals.Signal | None = signals.MessageSignal(*self._route, payload)
                 else:
-                    signal = signals.from_control(control.parse(ctrl, payload))
+                    signal = signals.from_terms(ctrl, payload)
                     if type(signal) is signals.MessageSignal:
                         # The decoders hand back the same control object for the
                         # same control bytes: the next message along this route
@@ -552,7 +551,7 @@ class Connection(asyncio.Protocol):
 
         A message along the same route as the last one (same sender, same
         receiver) reuses that one's frame header without building its control
-        message. A demonitor waits for the turn's end (or the next frame that
+        tuple. A demonitor waits for the turn's end (or the next frame that
         goes out at once): nothing waits for it, and a call's demonitor then
         leaves in one write with the next call's monitor and request.
         """
@@ -565,27 +564,21 @@ class Connection(asyncio.Protocol):
                 payload_into(self._out, route[2], signal.message)
                 self._push(True)
                 return
-            header = headers.frame_into(self._out, signals.to_control(signal, self.flags))
+            header = headers.frame_into(self._out, *signals.to_terms(signal, self._flags))
             if header is not None:
                 self._route_out = (signal.sender, signal.to, header)
             self._push(True)
             return
-        headers.frame_into(self._out, signals.to_control(signal, self.flags))
+        headers.frame_into(self._out, *signals.to_terms(signal, self._flags))
         self._push(type(signal) is not _LAZY)
 
     def send_signals(self, *sent: signals.Signal) -> None:
         """Write several signals in one write (a call's monitor and request)."""
-        if self._headers is None or self.transport is None or self.transport.is_closing():
+        headers = self._headers
+        if headers is None or self.transport is None or self.transport.is_closing():
             return
         for signal in sent:
-            self._headers.frame_into(self._out, signals.to_control(signal, self.flags))
-        self._push(True)
-
-    def send(self, msg: control.ControlMessage) -> None:
-        """Frame one control message (and its payload) and write it, or batch it."""
-        if self._headers is None or self.transport is None or self.transport.is_closing():
-            return
-        self._headers.frame_into(self._out, msg)
+            headers.frame_into(self._out, *signals.to_terms(signal, self._flags))
         self._push(True)
 
     def _push(self, urgent: bool) -> None:
@@ -662,7 +655,7 @@ class Connection(asyncio.Protocol):
     @property
     def flags(self) -> int:
         """The negotiated flags (0 until the handshake completes)."""
-        return self.result.flags if self.result is not None else 0
+        return self._flags
 
     def __repr__(self) -> str:
         state = "up" if self.result is not None else "handshake"
