@@ -18,7 +18,7 @@ from erldist.errors import LocalProtocolError, RemoteProtocolError
 from erldist.protocol import control, signals
 from erldist.protocol.flags import DFlag
 from erldist.protocol.framing import NO_PAYLOAD
-from erldist.term import Atom, ImproperList, Pid, Reference
+from erldist.term import Atom, ImproperList, Pid
 from tests.unit.test_control import MSG, P1, P2, REASON, REF, SAMPLES
 
 RNAME = Atom("rex")

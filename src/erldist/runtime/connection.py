@@ -18,6 +18,7 @@ import contextlib
 import logging
 import struct
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from erldist import telemetry
@@ -156,7 +157,11 @@ class ConnectionOwner(Protocol):
 
     def handshake_failed(self, conn: Connection, exc: HandshakeError) -> None: ...
 
-    def on_signal(self, conn: Connection, signal: signals.Signal) -> None: ...
+    @property
+    def on_signal(self) -> Callable[[signals.Signal, Connection], None]:
+        """Where each signal this connection reads goes (the router's dispatch):
+        called as ``on_signal(signal, conn)``."""
+        ...
 
 
 class Connection(asyncio.Protocol):
@@ -194,6 +199,8 @@ class Connection(asyncio.Protocol):
         self._silence_limit = 60.0
         self._close_reason = "connection_closed"
         self._aborted = False
+        #: Closed or closing at our own request (checked between the signals of a read).
+        self._closing = False
         self._paused = False
         self._resumed: list[asyncio.Future[None]] = []
         self.handshake_deadline: asyncio.TimerHandle | None = None
@@ -262,6 +269,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._machine = None
+        self._closing = True
         if not self.established.done():
             self.established.set_exception(
                 HandshakeError(HandshakeFailure.PEER_CLOSED, "closed during the handshake")
@@ -478,7 +486,7 @@ class Connection(asyncio.Protocol):
                         self._route = (signal.sender, signal.to)
                 if signal is not None:
                     try:
-                        on_signal(self, signal)
+                        on_signal(signal, self)
                     except Exception:
                         # A bug in handling one signal must not take the link down.
                         self.failed += 1
@@ -493,7 +501,7 @@ class Connection(asyncio.Protocol):
                 assert isinstance(item, RemoteProtocolError)
                 log.warning("closing connection to %s: %s", self.peer_name, item)
                 self.close("protocol_error")
-            if self.transport is None or self.transport.is_closing():
+            if self._closing:
                 self._items = []
                 return False
         self._items = []
@@ -556,8 +564,8 @@ class Connection(asyncio.Protocol):
         leaves in one write with the next call's monitor and request.
         """
         headers = self._headers
-        if headers is None or self.transport is None or self.transport.is_closing():
-            return
+        if headers is None or self._closing:
+            return  # (a link the transport closed on its own: ``_write`` drops it)
         if type(signal) is signals.MessageSignal:
             route = self._route_out
             if route[0] is signal.sender and (route[1] is signal.to or route[1] == signal.to):
@@ -575,7 +583,7 @@ class Connection(asyncio.Protocol):
     def send_signals(self, *sent: signals.Signal) -> None:
         """Write several signals in one write (a call's monitor and request)."""
         headers = self._headers
-        if headers is None or self.transport is None or self.transport.is_closing():
+        if headers is None or self._closing:
             return
         for signal in sent:
             headers.frame_into(self._out, *signals.to_terms(signal, self._flags))
@@ -635,6 +643,7 @@ class Connection(asyncio.Protocol):
         """Close the link; the node hears of it once, through ``connection_lost``."""
         if self.transport is None:
             return
+        self._closing = True
         if not self.transport.is_closing():
             self._close_reason = reason
             self._flush()
@@ -642,6 +651,7 @@ class Connection(asyncio.Protocol):
 
     def abort(self, reason: str) -> None:
         self._close_reason = reason
+        self._closing = True
         if self.transport is not None:
             self.transport.abort()
         else:

@@ -56,7 +56,6 @@ from erldist.names import (
     validate_cookie,
 )
 from erldist.protocol import flags
-from erldist.protocol.signals import Signal
 from erldist.runtime.connection import Connection
 from erldist.runtime.epmd_policy import NodeRegistration, register_node
 from erldist.runtime.gen import CallClient
@@ -209,11 +208,11 @@ class Node:
         identity = Identity(self._name, self._cookie,
                             flags.OUR_FLAGS | (0 if self.hidden else flags.DFlag.PUBLISHED),
                             self.creation)
-        peers = self._peers = Peers(identity, lambda: self.config, epmd_port=self._epmd_port,
-                                    on_up=self._connection_up, on_down=self._connection_down,
-                                    on_signal=self._on_signal, tls_contexts=self._tls)
         router = self._router = Router(self.name, self.creation, self,
                                        settings=lambda: self.config)
+        peers = self._peers = Peers(identity, lambda: self.config, epmd_port=self._epmd_port,
+                                    on_up=self._connection_up, on_down=self._connection_down,
+                                    on_signal=router.dispatch, tls_contexts=self._tls)
         NetKernel(router)
         self._rpc_server = RpcServer(router)
         self._rex = Rex(router, self._rpc_server.apply, MAX_RPC_WORKERS)
@@ -307,9 +306,6 @@ class Node:
         if self._calls is not None:
             self._calls.node_down(peer)
         self._publish(NodeDown(peer, reason, node_type=_node_type(conn)))
-
-    def _on_signal(self, conn: Connection, signal: Signal) -> None:
-        self.router.dispatch(signal, conn)
 
     def _epmd_port(self) -> int | None:
         reg = self._registration

@@ -92,7 +92,7 @@ class Peers:
         epmd_port: Callable[[], int | None],
         on_up: Callable[[Connection], None],
         on_down: Callable[[Connection, str], None],
-        on_signal: Callable[[Connection, Signal], None],
+        on_signal: Callable[[Signal, Connection], None],
         tls_contexts: tls.TlsContexts | None = None,
     ) -> None:
         self.identity = identity
@@ -263,8 +263,9 @@ class Peers:
             log.info("handshake with %s failed: %s", peer, exc)
         telemetry.emit(telemetry.HandshakeRejected(peer, f"{exc.failure.name}: {exc.detail}"))
 
-    def on_signal(self, conn: Connection, signal: Signal) -> None:
-        self._on_signal(conn, signal)
+    @property
+    def on_signal(self) -> Callable[[Signal, Connection], None]:
+        return self._on_signal
 
     # --- dialing -------------------------------------------------------------------------
 
