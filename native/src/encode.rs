@@ -470,3 +470,12 @@ pub fn encode<'py>(
         _ => Ok(encode_body(py, term, true)?.into_any()),
     }
 }
+
+/// Append the encoding of `term` (no version byte) to `out`; on error `out`
+/// may hold part of it, so callers drop `out` then.
+pub(crate) fn encode_append(py: Python<'_>, term: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    let mut encoder = Encoder { py, refs: refs(py)?, out: std::mem::take(out) };
+    let result = encoder.encode(term, 0);
+    *out = encoder.out;
+    result
+}

@@ -17,7 +17,7 @@ __all__ = ["CORE_ENV", "core_name", "native_module"]
 
 CORE_ENV: Final = "ERLDIST_CORE"
 #: The shape of ``erldist_native`` this version of erldist speaks.
-_NATIVE_API: Final = 4
+_NATIVE_API: Final = 5
 
 
 def _load() -> ModuleType | None:

@@ -229,6 +229,69 @@ def test_encode_errors(term: Any) -> None:
     assert outcome(lambda: native.encode_body(term, True)) == outcome(lambda: pure_encode(term))
 
 
+HEADS = [(b"\x70\x83", b"\x83"), (b"\x83\x44\x00", b"")]  # pass-through, header mode
+
+
+_NOTHING = object()
+
+
+def pure_frame(head: bytes, control: Any, between: bytes = b"", payload: Any = _NOTHING) -> bytes:
+    """A frame as the pure core lays it out: length, head, control[, between, payload]."""
+    body = head + pure_encode(control)[1:]
+    if payload is not _NOTHING:
+        body += between + pure_encode(payload)[1:]
+    return struct.pack(">I", len(body)) + body
+
+
+@pytest.mark.parametrize(("head", "between"), HEADS)
+def test_frames_are_written_identically(head: bytes, between: bytes) -> None:
+    terms = corpus(20261130, 400)
+    for control, payload in zip(terms, reversed(terms), strict=True):
+        assert native.frame_control(head, control) == pure_frame(head, control)
+        assert (native.frame_message(head, control, between, payload)
+                == pure_frame(head, control, between, payload))
+        assert native.frame_payload(head, payload) == struct.pack(
+            ">I", len(head) + len(pure_encode(payload)) - 1) + head + pure_encode(payload)[1:]
+
+
+@pytest.mark.parametrize("term", BAD_TERMS, ids=range(len(BAD_TERMS)))
+def test_frame_errors(term: Any) -> None:
+    """A term that cannot be encoded fails the frame with the encoder's error,
+    whether it is the control or the payload."""
+    pure = outcome(lambda: pure_encode(term))
+    assert pure[0] == "raised"
+    assert outcome(lambda: native.frame_control(b"p\x83", term)) == pure
+    assert outcome(lambda: native.frame_message(b"p\x83", (22,), b"\x83", term)) == pure
+    assert outcome(lambda: native.frame_message(b"p\x83", term, b"\x83", 1)) == pure
+    assert outcome(lambda: native.frame_payload(b"p\x83", term)) == pure
+
+
+@pytest.mark.parametrize("flags", [0, DFlag.DIST_HDR_ATOM_CACHE | DFlag.FRAGMENTS])
+def test_dist_encoder_writes_what_the_pure_layout_says(flags: int) -> None:
+    """``DistEncoder`` (whichever core this run chose) and ``payload_into`` agree
+    with the pure layout, and leave a batch as it was when a term fails."""
+    from erldist.errors import EncodeError
+    from erldist.protocol.framing import payload_into
+
+    encoder = DistEncoder(flags)
+    head, between = HEADS[1] if encoder.header_mode else HEADS[0]
+    control, payload = (22, Pid(Atom("a@h"), 1, 2, 3), Pid(Atom("b@h"), 4, 5, 6)), [b"x", 1.5]
+    batch = bytearray(b"before")
+    encoder.frame_into(batch, control, payload)
+    encoder.frame_into(batch, control)
+    header = encoder.frame(control, 0)[4:-2]  # less the length and the payload 0
+    payload_into(batch, header, payload)
+    expected = (b"before" + pure_frame(head, control, between, payload)
+                + pure_frame(head, control) + pure_frame(head, control, between, payload))
+    assert bytes(batch) == expected
+    for bad in (lambda: encoder.frame_into(batch, control, {1, 2}),
+                lambda: encoder.frame_into(batch, None),
+                lambda: payload_into(batch, header, object())):
+        with pytest.raises(EncodeError):
+            bad()
+    assert bytes(batch) == expected
+
+
 def test_subclasses_encode_as_their_base() -> None:
     import enum
     from collections import OrderedDict, namedtuple

@@ -22,6 +22,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
+from erldist.core import native_module
 from erldist.errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from erldist.protocol.flags import uses_header
 from erldist.term import DecodeLimits, decode_prefix, encode_into
@@ -35,6 +36,7 @@ __all__ = [
     "DistDecoder",
     "DistEncoder",
     "FrameReader",
+    "payload_into",
 ]
 
 #: The keep-alive frame: a zero length and nothing else.
@@ -66,6 +68,8 @@ _NEXT_HEADER_SIZE: Final = 2 + _FRAGMENT_IDS.size
 
 _PASS_THROUGH_PREFIX: Final = bytes([0, 0, 0, 0, _PASS_THROUGH, _VERSION])
 _HEADER_PREFIX: Final = bytes([0, 0, 0, 0, _VERSION, _HEADER, 0])
+#: The native core writes a whole frame in one call (``None``: the pure core).
+_NATIVE: Final = native_module()
 
 
 class _NoPayload(enum.Enum):
@@ -365,6 +369,9 @@ class DistEncoder:
 
     def __init__(self, flags: int) -> None:
         self.header_mode = uses_header(flags)
+        prefix = _HEADER_PREFIX if self.header_mode else _PASS_THROUGH_PREFIX
+        self._head = prefix[_U32.size:]
+        self._between = b"" if self.header_mode else bytes([_VERSION])
 
     def frame(self, control: Any, payload: Any = NO_PAYLOAD) -> bytes:
         """One complete frame, length prefix included."""
@@ -375,17 +382,24 @@ class DistEncoder:
     def frame_into(self, buf: bytearray, control: Any, payload: Any = NO_PAYLOAD) -> None:
         """Append one complete frame to ``buf`` (an outgoing batch).
 
-        The terms are encoded straight into ``buf`` and the length is patched
-        in afterwards. If encoding fails, ``buf`` is restored, so a batch never
-        holds half a frame.
+        If encoding fails, ``buf`` is as it was, so a batch never holds half
+        a frame. The native core writes the frame in one call; the pure one
+        encodes the terms straight into ``buf`` and patches the length in.
         """
+        if _NATIVE is not None:
+            if payload is NO_PAYLOAD:
+                frame = _NATIVE.frame_control(self._head, control)
+            else:
+                frame = _NATIVE.frame_message(self._head, control, self._between, payload)
+            _append(buf, frame)
+            return
         start = len(buf)
         try:
-            buf += _HEADER_PREFIX if self.header_mode else _PASS_THROUGH_PREFIX
+            buf += _U32.pack(0)
+            buf += self._head
             encode_into(buf, control)
             if payload is not NO_PAYLOAD:
-                if not self.header_mode:
-                    buf.append(_VERSION)
+                buf += self._between
                 encode_into(buf, payload)
             length = len(buf) - start - 4
             if length > _MAX_LENGTH:
@@ -394,3 +408,33 @@ class DistEncoder:
             del buf[start:]
             raise
         _U32.pack_into(buf, start, length)
+
+
+def _append(buf: bytearray, frame: bytes) -> None:
+    """Append a whole frame the native core wrote, refusing one too long to send."""
+    length = len(frame) - _U32.size
+    if length > _MAX_LENGTH:
+        raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
+    buf += frame
+
+
+def payload_into(buf: bytearray, header: bytes, payload: Any) -> None:
+    """Append the frame of ``payload`` after ``header``: the bytes every frame of
+    one control term starts with (``DistEncoder.frame`` of that control, less
+    its length and its payload), kept from an earlier message along one route.
+    """
+    if _NATIVE is not None:
+        _append(buf, _NATIVE.frame_payload(header, payload))
+        return
+    start = len(buf)
+    buf += _U32.pack(0)
+    buf += header
+    try:
+        encode_into(buf, payload)
+        length = len(buf) - start - _U32.size
+        if length > _MAX_LENGTH:
+            raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
+    except BaseException:
+        del buf[start:]
+        raise
+    _U32.pack_into(buf, start, length)

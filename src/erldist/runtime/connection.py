@@ -23,10 +23,10 @@ from typing import Any, Protocol, cast
 
 from erldist import telemetry
 from erldist.config import Config
-from erldist.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from erldist.errors import ProtocolError, RemoteProtocolError
 from erldist.protocol import flags, signals
 from erldist.protocol.frame_batch import BatchItem, FrameBatch, new_frame_batch_decoder
-from erldist.protocol.framing import TICK, DistEncoder, UndecodableMessage
+from erldist.protocol.framing import TICK, DistEncoder, UndecodableMessage, payload_into
 from erldist.protocol.handshake import (
     Acceptor,
     AliveQuery,
@@ -38,7 +38,7 @@ from erldist.protocol.handshake import (
     StatusRequired,
     Step,
 )
-from erldist.term import Atom, Pid, Reference, encode, encode_into
+from erldist.term import Atom, Pid, Reference, encode
 
 log = logging.getLogger("erldist.connection")
 
@@ -108,22 +108,6 @@ class _Headers:
             header = self._sending[ctrl] = self.header(ctrl)
         self._last_sent = ctrl
         return header
-
-
-def payload_into(out: bytearray, header: bytes, payload: Any) -> None:
-    """Append the frame of ``header`` (see ``_Headers.header``) and ``payload`` to ``out``."""
-    start = len(out)
-    out += b"\0\0\0\0"
-    out += header
-    try:
-        encode_into(out, payload)
-        length = len(out) - start - _U32.size
-        if length > 0xFFFFFFFF:
-            raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
-    except BaseException:
-        del out[start:]
-        raise
-    _U32.pack_into(out, start, length)
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
