@@ -6,6 +6,10 @@ term, OTP 28's ``ALTACT_SIG_SEND``). The runtime cares only about the
 meaning, so ``from_control`` folds every variant into one of these signals
 and ``to_control`` picks the variant a connection's flags call for. Tokens
 are dropped: erldist does not take part in seq_trace.
+
+Signals are made per message (a call makes three), so they are plain slotted
+dataclasses, not frozen ones, whose ``__init__`` costs twice as much; nothing
+changes a signal once it is made, and nothing hashes one.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageSignal:
     """A message to a pid, a registered name (an atom) or an alias (a reference)."""
 
@@ -48,13 +52,13 @@ class MessageSignal:
     message: Term
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LinkSignal:
     sender: Pid
     to: Pid
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnlinkSignal:
     """An unlink; ``id`` is the new protocol's unlink id, None for the old UNLINK."""
 
@@ -63,14 +67,14 @@ class UnlinkSignal:
     id: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnlinkAckSignal:
     sender: Pid
     to: Pid
     id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExitSignal:
     """An exit signal: ``linked`` for a broken link (EXIT), else ``exit/2`` (EXIT2)."""
 
@@ -80,7 +84,7 @@ class ExitSignal:
     linked: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MonitorSignal:
     """``sender`` monitors ``target``: a pid, or a name registered on the receiver."""
 
@@ -89,14 +93,14 @@ class MonitorSignal:
     ref: Reference
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DemonitorSignal:
     sender: Pid
     target: Pid | Atom
     ref: Reference
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DownSignal:
     """The monitored ``target`` (named as the monitor named it) is gone."""
 
@@ -106,7 +110,7 @@ class DownSignal:
     reason: Term
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpawnRequestSignal:
     req_id: Reference
     sender: Pid
@@ -117,7 +121,7 @@ class SpawnRequestSignal:
     opts: list[Term]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpawnReplySignal:
     req_id: Reference
     to: Pid

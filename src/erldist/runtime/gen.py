@@ -88,6 +88,7 @@ class CallClient:
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending[mref] = fut
         call = (GEN_CALL, (me, ImproperList((_ALIAS,), mref)), request)
+        answered = False
         try:
             # Connected and not pushed back (the common case): sent at once, and
             # the deadline is kept by the shared timer. Otherwise the sending
@@ -110,7 +111,9 @@ class CallClient:
             if not monitor:
                 self._unmonitored[mref] = router.resolve(dest)[0]
             self._deadlines.add(loop, deadline, mref)
-            return await fut
+            value = await fut
+            answered = True  # ``_receive`` took the entry out as it answered
+            return value
         except TimeoutError:
             telemetry.emit(telemetry.CallTimedOut(max(timeout, 0.0), repr(dest)))
             raise CallTimeout(dest, timeout) from None
@@ -118,7 +121,8 @@ class CallClient:
             telemetry.emit(telemetry.CallTargetDown(repr(dest), repr(exc.reason)))
             raise
         finally:
-            self._pending.pop(mref, None)
+            if not answered:
+                self._pending.pop(mref, None)
             router.unalias(proc, mref)
             if monitor:
                 router.demonitor(proc, mref)

@@ -78,6 +78,8 @@ SpawnHandler: TypeAlias = Callable[[SpawnRequestSignal, str], None]
 
 _NOISE_BYTES = 4096
 _ATOMS_KEPT = 1024
+#: What a destination that is not a name is: tested with one ``isinstance``.
+_ADDRESSES = (Pid, Reference)
 _TWO_U32 = struct.Struct(">II")
 _SHUTDOWN = Atom("shutdown")
 _ABANDONED = Atom("abandoned")
@@ -298,9 +300,11 @@ class Router:
         return ref
 
     def unalias(self, proc: Process, ref: Reference) -> bool:
-        if self._aliases.get(ref) is not proc:
+        found = self._aliases.pop(ref, None)
+        if found is not proc:
+            if found is not None:
+                self._aliases[ref] = found  # another process's alias: left as it was
             return False
-        del self._aliases[ref]
         proc.state.aliases.discard(ref)
         return True
 
@@ -311,8 +315,8 @@ class Router:
         if type(to) is tuple:  # (name, node), the commonest: no isinstance chain
             name, node = to
             return node, self._atom(name)
-        if isinstance(to, Pid | Reference):
-            return str(to.node), to
+        if isinstance(to, _ADDRESSES):
+            return to.node, to  # an Atom is the str it names, and keeps its hash
         if isinstance(to, str):
             return self.name, self._atom(to)
         name, node = to
