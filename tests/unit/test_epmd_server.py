@@ -536,6 +536,32 @@ async def test_client_error_kinds() -> None:
 
 
 @async_test
+async def test_a_host_name_is_resolved_and_each_address_tried() -> None:
+    """Look-ups run on a bare socket: a name goes through the resolver, and an
+    address that refuses is passed over for the next one."""
+    async with serving() as server:
+        reg = await register("gamma", 5003, host="localhost", epmd_port=server.port, timeout=10)
+        found = await port_please("gamma", "localhost", epmd_port=server.port, timeout=10)
+        assert found is not None and (found.port, found.host) == (5003, "localhost")
+        loop = asyncio.get_running_loop()
+        real = loop.getaddrinfo
+
+        async def refusing_first(host: str, port: int, **kw: Any) -> Any:
+            refusing = await real("127.0.0.1", free_port(), **kw)
+            return [*refusing, *(await real("127.0.0.1", port, **kw))]
+
+        loop.getaddrinfo = refusing_first  # type: ignore[method-assign,assignment]
+        try:
+            assert await names("epmd.example", epmd_port=server.port) == [("gamma", 5003)]
+        finally:
+            del loop.getaddrinfo
+        await reg.close()
+    with pytest.raises(EpmdError) as err:
+        await names("no-such-host.invalid", epmd_port=free_port(), timeout=10)
+    assert err.value.kind == "unavailable"
+
+
+@async_test
 async def test_epmd_port_comes_from_argument_then_env_then_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from erldist.errors import EpmdError
 from erldist.protocol.epmd import (
@@ -160,30 +162,31 @@ class Registration:
                 f"epmd={self.host}:{self.epmd_port} {state}>")
 
 
-async def _exchange(
-    host: str, epmd_port: int, request: Request, timeout: float, keep_open: bool
-) -> tuple[Response, asyncio.StreamReader, asyncio.StreamWriter]:
+async def _ask(host: str, epmd_port: int, request: Request,
+               timeout: float) -> tuple[Response, socket.socket]:
     """Send ``request`` on a fresh connection and read its one reply.
 
-    The connection is closed before returning unless ``keep_open`` (ALIVE2,
-    whose connection is the registration). Every failure is an ``EpmdError``.
+    The caller closes the socket it gets back (ALIVE2 keeps it: that
+    connection is the registration). Every failure is an ``EpmdError``, and
+    closes the socket. Every cold connect starts with a look-up, so this runs
+    on the loop's own socket calls: no stream objects, and no loop turn beyond
+    the connect and the reply's arrival.
     """
     data = encode_request(request)
     where = f"{host}:{epmd_port}"
     loop = asyncio.get_running_loop()
-    writer: asyncio.StreamWriter | None = None
+    sock: socket.socket | None = None
     try:
-        async with asyncio.timeout_at(loop.time() + timeout):
+        async with asyncio.timeout(timeout):
             try:
-                reader, writer = await asyncio.open_connection(host, epmd_port)
+                sock = await _connect(loop, host, epmd_port)
             except OSError as exc:
                 raise EpmdError("unavailable", f"no EPMD at {where}: {_oserror(exc)}") from exc
             parser = ResponseReader(request)
             try:
-                writer.write(data)
-                await writer.drain()
+                await loop.sock_sendall(sock, data)
                 while (response := parser.next_event()) is None:
-                    chunk = await reader.read(65536)
+                    chunk = await loop.sock_recv(sock, 65536)
                     if chunk:
                         parser.receive_data(chunk)
                     elif parser.buffered:
@@ -195,17 +198,42 @@ async def _exchange(
                 raise EpmdError("refused", f"EPMD at {where}: {_oserror(exc)}") from exc
             except MalformedResponse as exc:
                 raise EpmdError("protocol", f"EPMD at {where}: {exc.reason}") from exc
-    except TimeoutError:
-        if writer is not None:
-            writer.close()
-        raise EpmdError("timeout", f"no answer from EPMD at {where} within {timeout:g} s") from None
-    except BaseException:
-        if writer is not None:
-            writer.close()
+    except BaseException as exc:
+        if sock is not None:
+            sock.close()
+        if isinstance(exc, TimeoutError):
+            raise EpmdError("timeout",
+                            f"no answer from EPMD at {where} within {timeout:g} s") from None
         raise
-    if not keep_open:
-        writer.close()
-    return response, reader, writer
+    return response, sock
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A connected non-blocking socket to ``host``: an address as it is, a name through
+    the resolver (each of its addresses in turn, as ``create_connection`` does)."""
+    targets: list[tuple[int, Any]]
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        targets = [(family, address) for family, _, _, _, address in found]
+    else:
+        targets = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (host, port))]
+    error: OSError = OSError(f"{host} has no address")
+    for family, address in targets:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise error
 
 
 def _oserror(exc: OSError) -> str:
@@ -232,18 +260,21 @@ async def register(
     epmd = resolve_epmd_port(epmd_port)
     entry = NodeEntry(alive=alive, port=port,
                       node_type=NODE_TYPE_HIDDEN if hidden else NODE_TYPE_NORMAL)
-    response, reader, writer = await _exchange(
-        host, epmd, Alive2Request(entry), timeout, keep_open=True
-    )
+    response, sock = await _ask(host, epmd, Alive2Request(entry), timeout)
     assert isinstance(response, Alive2Response)
     if not response.ok:
-        writer.close()
+        sock.close()
         if response.result == RESULT_NAME_TAKEN:
             raise EpmdError("name_taken", f"{alive!r} is already registered at {host}:{epmd}")
         raise EpmdError("refused",
                         f"EPMD at {host}:{epmd} refused {alive!r} (result {response.result})")
     log.debug("registered %s (port %d) with EPMD %s:%d, creation %d",
               alive, port, host, epmd, response.creation)
+    try:
+        reader, writer = await asyncio.open_connection(sock=sock)  # watched for EPMD's end
+    except BaseException:
+        sock.close()
+        raise
     return Registration(entry, creation=response.creation, host=host, epmd_port=epmd,
                         reader=reader, writer=writer)
 
@@ -253,8 +284,8 @@ async def port_please(
 ) -> NodeAddress | None:
     """Ask the EPMD on ``host`` where ``alive`` listens; ``None`` if it is not registered."""
     epmd = resolve_epmd_port(epmd_port)
-    response, _, _ = await _exchange(host, epmd, PortPlease2Request(alive), timeout,
-                                     keep_open=False)
+    response, sock = await _ask(host, epmd, PortPlease2Request(alive), timeout)
+    sock.close()
     assert isinstance(response, Port2Response)
     node = response.node
     if node is None:
@@ -271,7 +302,8 @@ async def names(
 ) -> list[tuple[str, int]]:
     """Every ``(alive, port)`` the EPMD on ``host`` knows, in the order it lists them."""
     epmd = resolve_epmd_port(epmd_port)
-    response, _, _ = await _exchange(host, epmd, NamesRequest(), timeout, keep_open=False)
+    response, sock = await _ask(host, epmd, NamesRequest(), timeout)
+    sock.close()
     assert isinstance(response, NamesResponse)
     return list(response.names)
 
