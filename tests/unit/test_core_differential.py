@@ -284,9 +284,10 @@ def test_dist_encoder_writes_what_the_pure_layout_says(flags: int) -> None:
     expected = (b"before" + pure_frame(head, control, between, payload)
                 + pure_frame(head, control) + pure_frame(head, control, between, payload))
     assert bytes(batch) == expected
-    for bad in (lambda: encoder.frame_into(batch, control, {1, 2}),
-                lambda: encoder.frame_into(batch, None),
-                lambda: payload_into(batch, header, object())):
+    bads: list[Callable[[], None]] = [lambda: encoder.frame_into(batch, control, {1, 2}),
+                                      lambda: encoder.frame_into(batch, None),
+                                      lambda: payload_into(batch, header, object())]
+    for bad in bads:
         with pytest.raises(EncodeError):
             bad()
     assert bytes(batch) == expected

@@ -95,12 +95,12 @@ class _PidLike(Pid):
     """A subclass: not what a decoder makes, so only the general path may judge it."""
 
 
-ELEMENTS = st.sampled_from([
+ELEMENTS: st.SearchStrategy[Any] = st.sampled_from([
     P1, P2, REF, RNAME, control.UNUSED, 0, 7, -1, True, b"bin", (), [], MSG, None,
     _PidLike(Atom("c@h"), 1, 0, 1),
 ])
-OPS = st.one_of(st.sampled_from([2, 6, 19, 20, 22, 33, 1, 21, 28, 99, True, 6.0]),
-                st.integers(-1, 45))
+OPS: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from([2, 6, 19, 20, 22, 33, 1, 21, 28, 99, True, 6.0]), st.integers(-1, 45))
 
 
 @settings(max_examples=600, deadline=None)
