@@ -26,16 +26,13 @@ fn finish<'py>(py: Python<'py>, mut out: Vec<u8>) -> Bound<'py, PyBytes> {
     PyBytes::new_bound(py, &out)
 }
 
-/// `frame_control(head, control)`: length ‖ head ‖ control (a control
-/// message without a payload term).
+/// `frame(head, term)`: length ‖ head ‖ term. A control message without
+/// a payload term, or a payload after a header kept from an earlier message
+/// along the same route (everything before its payload).
 #[pyfunction]
-pub fn frame_control<'py>(
-    py: Python<'py>,
-    head: &[u8],
-    control: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = start(head, 48);
-    encode_append(py, control, &mut out)?;
+pub fn frame<'py>(py: Python<'py>, head: &[u8], term: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = start(head, 64);
+    encode_append(py, term, &mut out)?;
     Ok(finish(py, out))
 }
 
@@ -53,20 +50,6 @@ pub fn frame_message<'py>(
     let mut out = start(head, 112);
     encode_append(py, control, &mut out)?;
     out.extend_from_slice(between);
-    encode_append(py, payload, &mut out)?;
-    Ok(finish(py, out))
-}
-
-/// `frame_payload(header, payload)`: length ‖ header ‖ payload, for a
-/// message whose header (everything before the payload) was kept from an
-/// earlier one along the same route.
-#[pyfunction]
-pub fn frame_payload<'py>(
-    py: Python<'py>,
-    header: &[u8],
-    payload: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = start(header, 64);
     encode_append(py, payload, &mut out)?;
     Ok(finish(py, out))
 }

@@ -29,9 +29,8 @@ fn erldist_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode::decode_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode_body, m)?)?;
     m.add_function(wrap_pyfunction!(encode::encode, m)?)?;
-    m.add_function(wrap_pyfunction!(frame_out::frame_control, m)?)?;
+    m.add_function(wrap_pyfunction!(frame_out::frame, m)?)?;
     m.add_function(wrap_pyfunction!(frame_out::frame_message, m)?)?;
-    m.add_function(wrap_pyfunction!(frame_out::frame_payload, m)?)?;
     m.add_class::<frames::FrameDecoder>()?;
     Ok(())
 }

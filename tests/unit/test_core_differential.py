@@ -247,10 +247,10 @@ def pure_frame(head: bytes, control: Any, between: bytes = b"", payload: Any = _
 def test_frames_are_written_identically(head: bytes, between: bytes) -> None:
     terms = corpus(20261130, 400)
     for control, payload in zip(terms, reversed(terms), strict=True):
-        assert native.frame_control(head, control) == pure_frame(head, control)
+        assert native.frame(head, control) == pure_frame(head, control)
         assert (native.frame_message(head, control, between, payload)
                 == pure_frame(head, control, between, payload))
-        assert native.frame_payload(head, payload) == struct.pack(
+        assert native.frame(head, payload) == struct.pack(
             ">I", len(head) + len(pure_encode(payload)) - 1) + head + pure_encode(payload)[1:]
 
 
@@ -260,10 +260,10 @@ def test_frame_errors(term: Any) -> None:
     whether it is the control or the payload."""
     pure = outcome(lambda: pure_encode(term))
     assert pure[0] == "raised"
-    assert outcome(lambda: native.frame_control(b"p\x83", term)) == pure
+    assert outcome(lambda: native.frame(b"p\x83", term)) == pure
     assert outcome(lambda: native.frame_message(b"p\x83", (22,), b"\x83", term)) == pure
     assert outcome(lambda: native.frame_message(b"p\x83", term, b"\x83", 1)) == pure
-    assert outcome(lambda: native.frame_payload(b"p\x83", term)) == pure
+    assert outcome(lambda: native.frame(b"p\x83", term)) == pure
 
 
 @pytest.mark.parametrize("flags", [0, DFlag.DIST_HDR_ATOM_CACHE | DFlag.FRAGMENTS])

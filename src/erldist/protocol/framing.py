@@ -388,26 +388,33 @@ class DistEncoder:
         """
         if _NATIVE is not None:
             if payload is NO_PAYLOAD:
-                frame = _NATIVE.frame_control(self._head, control)
+                frame = _NATIVE.frame(self._head, control)
             else:
                 frame = _NATIVE.frame_message(self._head, control, self._between, payload)
             _append(buf, frame)
             return
-        start = len(buf)
-        try:
-            buf += _U32.pack(0)
-            buf += self._head
-            encode_into(buf, control)
-            if payload is not NO_PAYLOAD:
-                buf += self._between
-                encode_into(buf, payload)
-            length = len(buf) - start - 4
-            if length > _MAX_LENGTH:
-                raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
-        except BaseException:
-            del buf[start:]
-            raise
-        _U32.pack_into(buf, start, length)
+        if payload is NO_PAYLOAD:
+            _pure_frame_into(buf, ((self._head, control),))
+        else:
+            _pure_frame_into(buf, ((self._head, control), (self._between, payload)))
+
+
+def _pure_frame_into(buf: bytearray, parts: tuple[tuple[bytes, Any], ...]) -> None:
+    """The pure core's frame: the length, then each part's bytes and encoded term,
+    straight into ``buf``; on failure ``buf`` is as it was."""
+    start = len(buf)
+    try:
+        buf += _U32.pack(0)
+        for before, term in parts:
+            buf += before
+            encode_into(buf, term)
+        length = len(buf) - start - _U32.size
+        if length > _MAX_LENGTH:
+            raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
+    except BaseException:
+        del buf[start:]
+        raise
+    _U32.pack_into(buf, start, length)
 
 
 def _append(buf: bytearray, frame: bytes) -> None:
@@ -424,17 +431,6 @@ def payload_into(buf: bytearray, header: bytes, payload: Any) -> None:
     its length and its payload), kept from an earlier message along one route.
     """
     if _NATIVE is not None:
-        _append(buf, _NATIVE.frame_payload(header, payload))
-        return
-    start = len(buf)
-    buf += _U32.pack(0)
-    buf += header
-    try:
-        encode_into(buf, payload)
-        length = len(buf) - start - _U32.size
-        if length > _MAX_LENGTH:
-            raise LocalProtocolError(f"a {length}-byte message does not fit in one frame")
-    except BaseException:
-        del buf[start:]
-        raise
-    _U32.pack_into(buf, start, length)
+        _append(buf, _NATIVE.frame(header, payload))
+    else:
+        _pure_frame_into(buf, ((header, payload),))
