@@ -177,7 +177,10 @@ class Connection(asyncio.Protocol):
         #: A frame went out at once since the last read or flush: batch the next.
         self._batching = False
         self._wrote = False
+        #: When the peer was last heard from, as of the last tick (OTP, too, notices
+        #: silence tick by tick): a read only sets the flag, it reads no clock.
         self._last_read = self.loop.time()
+        self._read_since_tick = False
         self._ticker: asyncio.TimerHandle | None = None
         self._tick_interval = 15.0
         self._silence_limit = 60.0
@@ -225,7 +228,7 @@ class Connection(asyncio.Protocol):
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        self._last_read = self.loop.time()
+        self._read_since_tick = True
         self._batching = False
         if not self.heard:
             self.heard = True
@@ -526,8 +529,9 @@ class Connection(asyncio.Protocol):
 
     def _tick(self) -> None:
         now = self.loop.time()
-        if self._holds:
-            self._last_read = now  # we stopped reading, the peer did not go quiet
+        if self._read_since_tick or self._holds:  # while held, the peer did not go quiet
+            self._last_read = now
+            self._read_since_tick = False
         if now - self._last_read >= self._silence_limit:
             log.info("%s not responding for %.1f s: net_tick_timeout", self.peer_name,
                      now - self._last_read)
@@ -552,7 +556,9 @@ class Connection(asyncio.Protocol):
             return  # (a link the transport closed on its own: ``_write`` drops it)
         if type(signal) is signals.MessageSignal:
             route = self._route_out
-            if route[0] is signal.sender and (route[1] is signal.to or route[1] == signal.to):
+            # By identity: a sender's pid and a name's atom (``Router.resolve``
+            # keeps one per name) are the same objects from one send to the next.
+            if route[0] is signal.sender and route[1] is signal.to:
                 payload_into(self._out, route[2], signal.message)
                 self._push(True)
                 return

@@ -541,7 +541,8 @@ class Router:
         proc = self.lookup(signal.target)
         if proc is not None:
             proc.state.watchers.pop(signal.ref, None)
-            self._maybe_unwatched(proc)
+            if self._end_when_unwatched:
+                self._maybe_unwatched(proc)
 
     def end_when_unwatched(self, proc: Process) -> None:
         """End ``proc`` (reason ``abandoned``) once its last watcher demonitors or
