@@ -8,11 +8,13 @@
 //! pure decoder reports its `IndexError`s.
 
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::BoundObject;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::pyrefs::{refs, Refs};
@@ -46,6 +48,12 @@ impl From<PyErr> for Fail {
 }
 
 type R<T> = Result<T, Fail>;
+
+/// A Python int, float or bool made from a Rust value (which cannot fail).
+fn small_obj<'py, T: IntoPyObject<'py, Error = Infallible>>(py: Python<'py>, value: T) -> PyObject {
+    let Ok(object) = value.into_pyobject(py);
+    object.into_any().unbind()
+}
 
 fn at<T>(offset: usize, reason: String) -> R<T> {
     Err(Fail::At(offset, reason))
@@ -110,7 +118,7 @@ pub fn into_pyerr(py: Python<'_>, fail: Fail) -> PyErr {
         Fail::Truncated => (0, "truncated term".to_owned()),
     };
     match refs(py).and_then(|r| r.decode_error.bind(py).call1((offset, reason))) {
-        Ok(exc) => PyErr::from_value_bound(exc),
+        Ok(exc) => PyErr::from_value(exc),
         Err(err) => err,
     }
 }
@@ -258,7 +266,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
     /// messages match), then decoded here.
     fn compressed(&self, pos: usize) -> R<(PyObject, usize)> {
         let py = self.py;
-        let whole = PyBytes::new_bound(py, self.data);
+        let whole = PyBytes::new(py, self.data);
         let result = self.refs.inflate.bind(py).call1((whole, pos, self.limits.max_inflated_bytes))?;
         let (inflated, end): (Bound<'_, PyBytes>, usize) = result.extract()?;
         let inner = Decoder { py, refs: self.refs, data: inflated.as_bytes(), limits: self.limits };
@@ -349,7 +357,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             97 => {
                 let value = self.u8(*pos + 1)?;
                 *pos += 2;
-                value.into_py(py)
+                small_obj(py, value)
             }
             104 | 105 | 108 | 116 | 112 => {
                 let mut extra = Extra::Start(start);
@@ -398,8 +406,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 }
                 if want == 0 {
                     match kind {
-                        Kind::Tuple => PyTuple::empty_bound(py).into_any().unbind(),
-                        Kind::Map => PyDict::new_bound(py).into_any().unbind(),
+                        Kind::Tuple => PyTuple::empty(py).into_any().unbind(),
+                        Kind::Map => PyDict::new(py).into_any().unbind(),
                         _ => match extra {
                             Extra::Fun(head) => self.finish_fun(head, Vec::new(), *pos)?,
                             Extra::Start(_) => unreachable!("a fun always carries its header"),
@@ -424,7 +432,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             }
             106 => {
                 *pos += 1;
-                PyList::empty_bound(py).into_any().unbind()
+                PyList::empty(py).into_any().unbind()
             }
             109 => {
                 let length = self.u32(*pos + 1)?;
@@ -439,14 +447,14 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 if end > size {
                     return at(start, format!("binary declares {length} bytes, {} remain", size - *pos));
                 }
-                let value = PyBytes::new_bound(py, &data[*pos..end]).into_any().unbind();
+                let value = PyBytes::new(py, &data[*pos..end]).into_any().unbind();
                 *pos = end;
                 value
             }
             98 => {
                 let value = i32::from_be_bytes(self.array(*pos + 1)?);
                 *pos += 5;
-                value.into_py(py)
+                small_obj(py, value)
             }
             107 => {
                 let length = self.u16(*pos + 1)?;
@@ -459,7 +467,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 if *budget < 0 {
                     return at(start, self.too_many());
                 }
-                let value = PyList::new_bound(py, data[*pos..end].iter().copied()).into_any().unbind();
+                let value = PyList::new(py, data[*pos..end].iter().copied())?.into_any().unbind();
                 *pos = end;
                 value
             }
@@ -496,7 +504,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
     fn finish(&self, done: Open, pos: usize) -> R<PyObject> {
         let py = self.py;
         match done.kind {
-            Kind::Tuple => Ok(PyTuple::new_bound(py, done.items).into_any().unbind()),
+            Kind::Tuple => Ok(PyTuple::new(py, done.items)?.into_any().unbind()),
             Kind::List => self.finish_list(done.items),
             Kind::Map => match done.extra {
                 Extra::Start(start) => self.finish_map(done.items, start),
@@ -518,13 +526,13 @@ impl<'a, 'py> Decoder<'a, 'py> {
             // [] for a proper list, or another encoder's STRING_EXT as the tail.
             let all: Vec<Bound<'_, PyAny>> =
                 items.into_iter().map(|o| o.into_bound(py)).chain(tail_list.iter()).collect();
-            return Ok(PyList::new_bound(py, all).into_any().unbind());
+            return Ok(PyList::new(py, all)?.into_any().unbind());
         }
         if items.is_empty() {
             // LIST_EXT with no elements is just its tail, as in OTP.
             return Ok(tail.clone().unbind());
         }
-        let head = PyTuple::new_bound(py, items);
+        let head = PyTuple::new(py, items)?;
         Ok(self.refs.improper_list.bind(py).call1((head, tail))?.unbind())
     }
 
@@ -560,7 +568,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if keys.len() > COLLISION_CHECK_KEYS {
             self.refuse_hash_flooding(keys, start)?;
         }
-        let dict = PyDict::new_bound(self.py);
+        let dict = PyDict::new(self.py);
         for (key, value) in keys.iter().zip(values) {
             dict.set_item(key, value)?;
         }
@@ -628,8 +636,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if pos != end {
             return at(start, format!("fun declares {} bytes but holds {}", end - start - 1, pos - start - 1));
         }
-        let raw = PyBytes::new_bound(py, &self.data[start..end]);
-        let args = (raw, module, arity, index, PyBytes::new_bound(py, &uniq), PyTuple::new_bound(py, free));
+        let raw = PyBytes::new(py, &self.data[start..end]);
+        let args = (raw, module, arity, index, PyBytes::new(py, &uniq), PyTuple::new(py, free)?);
         Ok(self.refs.fun.bind(py).call1(args)?.unbind())
     }
 
@@ -681,9 +689,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
             text
         };
         let value = match text {
-            "true" => true.into_py(py),
-            "false" => false.into_py(py),
-            _ => self.refs.str_new.bind(py).call1((self.refs.atom.bind(py), PyString::new_bound(py, text)))?.unbind(),
+            "true" => small_obj(py, true),
+            "false" => small_obj(py, false),
+            _ => self.refs.str_new.bind(py).call1((self.refs.atom.bind(py), PyString::new(py, text)))?.unbind(),
         };
         remember_atom(py, raw, latin1, &value);
         Ok(value)
@@ -708,7 +716,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if !value.is_finite() {
             return at(pos, format!("float {} is not finite", py_float_text(value)));
         }
-        Ok((value.into_py(self.py), pos + 9))
+        Ok((small_obj(self.py, value), pos + 9))
     }
 
     /// FLOAT_EXT: 31 bytes of `%.20e` text, NUL padded, parsed by Python's
@@ -721,10 +729,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let field = &self.data[pos + 1..end];
         let text = field.split(|&b| b == 0).next().unwrap_or(field);
-        let repr = || -> R<String> { Ok(PyBytes::new_bound(py, text).repr()?.to_string()) };
+        let repr = || -> R<String> { Ok(PyBytes::new(py, text).repr()?.to_string()) };
         let parsed = if text.is_ascii() {
             let as_str = std::str::from_utf8(text).expect("ASCII is UTF-8");
-            py.get_type_bound::<pyo3::types::PyFloat>().call1((as_str,)).ok()
+            py.get_type::<pyo3::types::PyFloat>().call1((as_str,)).ok()
         } else {
             None
         };
@@ -764,10 +772,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
             le[..digits.len()].copy_from_slice(digits);
             let magnitude = i128::from(u64::from_le_bytes(le));
             let value = if negative { -magnitude } else { magnitude };
-            return Ok((value.into_py(py), end));
+            return Ok((small_obj(py, value), end));
         }
-        let int_type = py.get_type_bound::<pyo3::types::PyLong>();
-        let magnitude = int_type.call_method1(intern!(py, "from_bytes"), (PyBytes::new_bound(py, digits), "little"))?;
+        let int_type = py.get_type::<pyo3::types::PyInt>();
+        let magnitude = int_type.call_method1(intern!(py, "from_bytes"), (PyBytes::new(py, digits), "little"))?;
         let value = if negative { magnitude.neg()? } else { magnitude };
         Ok((value.unbind(), end))
     }
@@ -792,7 +800,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if end > self.data.len() {
             return at(pos, "truncated bit binary".to_owned());
         }
-        let raw = PyBytes::new_bound(py, &self.data[first..end]);
+        let raw = PyBytes::new(py, &self.data[first..end]);
         // All 8 bits used is a plain binary; OTP decodes it as one too.
         if bits == 8 {
             return Ok((raw.into_any().unbind(), end));
@@ -833,7 +841,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let (node, p) = self.name_atom(pos + 1)?;
         let ident = self.u32(p)?;
         let creation = self.u8(p + 4)?;
-        let ids = PyTuple::new_bound(py, [ident]);
+        let ids = PyTuple::new(py, [ident])?;
         Ok((self.refs.reference.bind(py).call1((node, creation, ids))?.unbind(), p + 5))
     }
 
@@ -857,7 +865,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             return Err(Fail::Truncated);
         }
         let ids = (0..words).map(|i| self.u32(p + 4 * i)).collect::<R<Vec<u32>>>()?;
-        let ids = PyTuple::new_bound(py, ids);
+        let ids = PyTuple::new(py, ids)?;
         Ok((self.refs.reference.bind(py).call1((node, creation, ids))?.unbind(), p + 4 * words))
     }
 
@@ -879,7 +887,7 @@ fn as_bytes<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     if let Ok(bytes) = data.downcast_exact::<PyBytes>() {
         return Ok(bytes.clone());
     }
-    let copy = data.py().get_type_bound::<PyBytes>().call1((data,))?;
+    let copy = data.py().get_type::<PyBytes>().call1((data,))?;
     Ok(copy.downcast_into::<PyBytes>()?)
 }
 
@@ -922,7 +930,7 @@ pub fn decode_prefix(
                 // Past the end (maybe past any usize): nothing to decode there.
                 let reason = if version_byte { "truncated: no version byte" } else { "truncated term" };
                 let exc = refs(py)?.decode_error.bind(py).call1((offset, reason))?;
-                return Err(PyErr::from_value_bound(exc));
+                return Err(PyErr::from_value(exc));
             }
             offset.extract()?
         }

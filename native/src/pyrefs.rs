@@ -66,16 +66,16 @@ static REFS: GILOnceCell<Refs> = GILOnceCell::new();
 
 pub fn refs(py: Python<'_>) -> PyResult<&'static Refs> {
     REFS.get_or_try_init(py, || {
-        let types = py.import_bound("erldist.term.types")?;
-        let errors = py.import_bound("erldist.errors")?;
-        let pure_decode = py.import_bound("erldist.term.decode")?;
-        let pure_encode = py.import_bound("erldist.term.encode")?;
-        let builtins = py.import_bound("builtins")?;
+        let types = py.import("erldist.term.types")?;
+        let errors = py.import("erldist.errors")?;
+        let pure_decode = py.import("erldist.term.decode")?;
+        let pure_encode = py.import("erldist.term.encode")?;
+        let builtins = py.import("builtins")?;
         let get = |name: &str| -> PyResult<Py<PyAny>> { Ok(types.getattr(name)?.unbind()) };
         let atom = types.getattr("Atom")?.downcast_into::<PyType>()?;
         let str_new = builtins.getattr("str")?.getattr("__new__")?;
         let make_atom = |text: &str| -> PyResult<Py<PyAny>> {
-            Ok(str_new.call1((&atom, PyString::new_bound(py, text)))?.unbind())
+            Ok(str_new.call1((&atom, PyString::new(py, text)))?.unbind())
         };
         let id = |name: &str| -> PyResult<usize> { Ok(types.getattr(name)?.as_ptr() as usize) };
         let builtin = |name: &str| -> PyResult<usize> { Ok(builtins.getattr(name)?.as_ptr() as usize) };
