@@ -7,6 +7,7 @@
 //! `Fail::Truncated`, reported at the offset of the term being decoded, as the
 //! pure decoder reports its `IndexError`s.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Mutex;
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
 use pyo3::BoundObject;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -142,6 +144,48 @@ fn cached_atom(py: Python<'_>, raw: &[u8], latin1: bool) -> Option<PyObject> {
     table.get(raw).map(|v| v.clone_ref(py))
 }
 
+/// The atoms decoded last, one per slot chosen by a hash of the raw bytes:
+/// a lookup is one short hash and one comparison, where the table above
+/// costs a SipHash and a lock. A slot shared by two atoms holds the later;
+/// the work per atom stays constant whatever a peer sends.
+struct RecentAtom {
+    raw: Box<[u8]>,
+    latin1: bool,
+    value: PyObject,
+}
+
+const RECENT_SLOTS: usize = 256;
+static RECENT: GILProtected<RefCell<Vec<Option<RecentAtom>>>> = GILProtected::new(RefCell::new(Vec::new()));
+
+fn recent_slot(raw: &[u8], latin1: bool) -> usize {
+    // FNV-1a: a few instructions per byte; atoms are short.
+    let mut hash: u32 = 0x811c_9dc5 ^ u32::from(latin1);
+    for &byte in raw {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    (hash ^ (hash >> 16)) as usize % RECENT_SLOTS
+}
+
+fn recent_atom(py: Python<'_>, raw: &[u8], latin1: bool, slot: usize) -> Option<PyObject> {
+    let slots = RECENT.get(py).borrow();
+    match slots.get(slot) {
+        Some(Some(recent)) if recent.latin1 == latin1 && *recent.raw == *raw => Some(recent.value.clone_ref(py)),
+        _ => None,
+    }
+}
+
+fn remember_recent(py: Python<'_>, raw: &[u8], latin1: bool, slot: usize, value: &PyObject) {
+    let evicted = {
+        let mut slots = RECENT.get(py).borrow_mut();
+        if slots.is_empty() {
+            slots.resize_with(RECENT_SLOTS, || None);
+        }
+        slots[slot].replace(RecentAtom { raw: raw.into(), latin1, value: value.clone_ref(py) })
+    };
+    // Dropped outside the borrow: releasing a Python object may run Python code.
+    drop(evicted);
+}
+
 fn remember_atom(py: Python<'_>, raw: &[u8], latin1: bool, value: &PyObject) {
     let evicted;
     {
@@ -211,6 +255,23 @@ struct Open {
     extra: Extra,
 }
 
+/// The allocations a decoding pass needs (its stack of open containers and
+/// their item vectors), kept from one pass to the next so a small term costs
+/// no allocation. A pass takes them out of `SCRATCH` and puts them back
+/// when it ends; a nested pass (a compressed term inside) finds it empty
+/// and allocates its own.
+#[derive(Default)]
+struct Scratch {
+    stack: Vec<Option<Open>>,
+    items: Vec<Vec<PyObject>>,
+}
+
+static SCRATCH: GILProtected<RefCell<Scratch>> =
+    GILProtected::new(RefCell::new(Scratch { stack: Vec::new(), items: Vec::new() }));
+/// Item vectors kept, and the largest capacity kept.
+const SCRATCH_VECS: usize = 32;
+const SCRATCH_VEC_ITEMS: usize = 1024;
+
 /// One decoding pass over one buffer.
 pub struct Decoder<'a, 'py> {
     py: Python<'py>,
@@ -221,7 +282,11 @@ pub struct Decoder<'a, 'py> {
 
 impl<'a, 'py> Decoder<'a, 'py> {
     pub fn new(py: Python<'py>, data: &'a [u8], limits: Limits) -> PyResult<Self> {
-        Ok(Decoder { py, refs: refs(py)?, data, limits })
+        Ok(Self::with_refs(py, refs(py)?, data, limits))
+    }
+
+    fn with_refs(py: Python<'py>, refs: &'a Refs, data: &'a [u8], limits: Limits) -> Self {
+        Decoder { py, refs, data, limits }
     }
 
     fn u8(&self, pos: usize) -> R<u8> {
@@ -269,7 +334,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let whole = PyBytes::new(py, self.data);
         let result = self.refs.inflate.bind(py).call1((whole, pos, self.limits.max_inflated_bytes))?;
         let (inflated, end): (Bound<'_, PyBytes>, usize) = result.extract()?;
-        let inner = Decoder { py, refs: self.refs, data: inflated.as_bytes(), limits: self.limits };
+        let inner = Decoder::with_refs(py, self.refs, inflated.as_bytes(), self.limits);
         let want = inner.data.len();
         let (term, used) = match inner.body(0) {
             Ok(done) => done,
@@ -295,8 +360,20 @@ impl<'a, 'py> Decoder<'a, 'py> {
     /// thread wait until it has); when none asks, it costs a lock round-trip.
     /// Every buffer read here is immutable `bytes` or owned by the caller,
     /// so other threads running meanwhile cannot change what is decoded.
-    pub fn body(&self, mut pos: usize) -> R<(PyObject, usize)> {
-        let mut stack: Vec<Option<Open>> = Vec::new();
+    pub fn body(&self, pos: usize) -> R<(PyObject, usize)> {
+        if !matches!(self.data.get(pos), Some(104 | 105 | 108 | 112 | 116)) {
+            // Not a container: nothing to allocate, nothing to keep.
+            return self.body_on(pos, &mut Scratch::default());
+        }
+        let mut scratch = SCRATCH.get(self.py).take();
+        let result = self.body_on(pos, &mut scratch);
+        scratch.stack.clear(); // open containers left by an error
+        let previous = SCRATCH.get(self.py).replace(scratch);
+        drop(previous); // empty vectors at most: no Python code runs
+        result
+    }
+
+    fn body_on(&self, mut pos: usize, scratch: &mut Scratch) -> R<(PyObject, usize)> {
         let mut open: Option<Open> = None;
         let mut budget: i128 = self.limits.max_elements.into();
         let mut depth: u64 = 0;
@@ -308,7 +385,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 give_a_turn(self.py);
             }
             let start = pos;
-            let step = self.item(&mut pos, start, &mut open, &mut stack, &mut budget, &mut depth);
+            let step = self.item(&mut pos, start, &mut open, scratch, &mut budget, &mut depth);
             let mut value = match step {
                 Ok(Some(value)) => value,
                 Ok(None) => continue,
@@ -326,8 +403,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     break;
                 }
                 let done = open.take().expect("open container");
-                value = self.finish(done, pos)?;
-                open = stack.pop().expect("stack holds the outer container");
+                value = self.finish(done, pos, &mut scratch.items)?;
+                open = scratch.stack.pop().expect("stack holds the outer container");
                 depth -= 1;
             }
         }
@@ -340,7 +417,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         pos: &mut usize,
         start: usize,
         open: &mut Option<Open>,
-        stack: &mut Vec<Option<Open>>,
+        scratch: &mut Scratch,
         budget: &mut i128,
         depth: &mut u64,
     ) -> R<Option<PyObject>> {
@@ -425,8 +502,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         return at(start, format!("term nests deeper than {}", self.limits.max_depth));
                     }
                     *depth += 1;
-                    let outer = open.replace(Open { kind, items: Vec::with_capacity(want.min(64)), want, extra });
-                    stack.push(outer);
+                    let items = scratch.items.pop().unwrap_or_else(|| Vec::with_capacity(want.min(64)));
+                    let outer = open.replace(Open { kind, items, want, extra });
+                    scratch.stack.push(outer);
                     return Ok(None);
                 }
             }
@@ -501,47 +579,54 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
     }
 
-    fn finish(&self, done: Open, pos: usize) -> R<PyObject> {
+    /// The value of a complete container; its item vector goes back to `spare`.
+    fn finish(&self, done: Open, pos: usize, spare: &mut Vec<Vec<PyObject>>) -> R<PyObject> {
         let py = self.py;
-        match done.kind {
-            Kind::Tuple => Ok(PyTuple::new(py, done.items)?.into_any().unbind()),
-            Kind::List => self.finish_list(done.items),
-            Kind::Map => match done.extra {
-                Extra::Start(start) => self.finish_map(done.items, start),
+        let Open { kind, mut items, extra, .. } = done;
+        let value = match kind {
+            Kind::Tuple => PyTuple::new(py, items.drain(..))?.into_any().unbind(),
+            Kind::List => self.finish_list(&mut items)?,
+            Kind::Map => match extra {
+                Extra::Start(start) => self.finish_map(&mut items, start)?,
                 Extra::Fun(_) => unreachable!("a map carries its start"),
             },
-            Kind::Fun => match done.extra {
-                Extra::Fun(head) => self.finish_fun(head, done.items, pos),
+            Kind::Fun => match extra {
+                Extra::Fun(head) => self.finish_fun(head, std::mem::take(&mut items), pos)?,
                 Extra::Start(_) => unreachable!("a fun always carries its header"),
             },
+        };
+        items.clear();
+        if items.capacity() <= SCRATCH_VEC_ITEMS && spare.len() < SCRATCH_VECS {
+            spare.push(items);
         }
+        Ok(value)
     }
 
     /// A list from its elements and its tail (the last item).
-    fn finish_list(&self, mut items: Vec<PyObject>) -> R<PyObject> {
+    fn finish_list(&self, items: &mut Vec<PyObject>) -> R<PyObject> {
         let py = self.py;
         let tail = items.pop().expect("a list has its tail");
         let tail = tail.bind(py);
         if let Ok(tail_list) = tail.downcast_exact::<PyList>() {
             // [] for a proper list, or another encoder's STRING_EXT as the tail.
             let all: Vec<Bound<'_, PyAny>> =
-                items.into_iter().map(|o| o.into_bound(py)).chain(tail_list.iter()).collect();
+                items.drain(..).map(|o| o.into_bound(py)).chain(tail_list.iter()).collect();
             return Ok(PyList::new(py, all)?.into_any().unbind());
         }
         if items.is_empty() {
             // LIST_EXT with no elements is just its tail, as in OTP.
             return Ok(tail.clone().unbind());
         }
-        let head = PyTuple::new(py, items)?;
+        let head = PyTuple::new(py, items.drain(..))?;
         Ok(self.refs.improper_list.bind(py).call1((head, tail))?.unbind())
     }
 
     /// A dict from key, value, key, value...; duplicate keys are refused.
-    fn finish_map(&self, items: Vec<PyObject>, start: usize) -> R<PyObject> {
+    fn finish_map(&self, items: &mut Vec<PyObject>, start: usize) -> R<PyObject> {
         let py = self.py;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::with_capacity(items.len() / 2);
         let mut values: Vec<PyObject> = Vec::with_capacity(items.len() / 2);
-        let mut pairs = items.into_iter();
+        let mut pairs = items.drain(..);
         while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
             keys.push(k.into_bound(py));
             values.push(v);
@@ -659,10 +744,16 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let raw = &self.data[first..end];
         let latin1 = tag == 100 || tag == 115;
-        if let Some(value) = cached_atom(self.py, raw, latin1) {
+        let slot = recent_slot(raw, latin1);
+        if let Some(value) = recent_atom(self.py, raw, latin1, slot) {
             return Ok((value, end));
         }
-        Ok((self.new_atom(raw, latin1, pos)?, end))
+        let value = match cached_atom(self.py, raw, latin1) {
+            Some(value) => value,
+            None => self.new_atom(raw, latin1, pos)?,
+        };
+        remember_recent(self.py, raw, latin1, slot, &value);
+        Ok((value, end))
     }
 
     /// Validate and build an atom missing from the cache; true/false are bools.
