@@ -912,7 +912,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         } else {
             (u32::from(self.u8(p + 8)?), p + 9)
         };
-        Ok((self.refs.pid.bind(py).call1((node, ident, serial, creation))?.unbind(), end))
+        let fields = [node, small_obj(py, ident), small_obj(py, serial), small_obj(py, creation)];
+        Ok((self.refs.pid.build(py, fields)?.unbind(), end))
     }
 
     /// NEW_PORT_EXT (89), V4_PORT_EXT (120) or PORT_EXT (102).
@@ -924,7 +925,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             120 => (u64::from_be_bytes(self.array(p)?), self.u32(p + 8)?, p + 12),
             _ => (u64::from(self.u32(p)?), u32::from(self.u8(p + 4)?), p + 5),
         };
-        Ok((self.refs.port.bind(py).call1((node, ident, creation))?.unbind(), end))
+        Ok((self.refs.port.build(py, [node, small_obj(py, ident), small_obj(py, creation)])?.unbind(), end))
     }
 
     fn old_reference(&self, pos: usize) -> R<(PyObject, usize)> {
@@ -933,7 +934,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let ident = self.u32(p)?;
         let creation = self.u8(p + 4)?;
         let ids = PyTuple::new(py, [ident])?;
-        Ok((self.refs.reference.bind(py).call1((node, creation, ids))?.unbind(), p + 5))
+        let fields = [node, small_obj(py, creation), ids.into_any().unbind()];
+        Ok((self.refs.reference.build(py, fields)?.unbind(), p + 5))
     }
 
     /// NEW_REFERENCE_EXT (1-byte creation) and NEWER_REFERENCE_EXT (4-byte).
@@ -957,7 +959,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let ids = (0..words).map(|i| self.u32(p + 4 * i)).collect::<R<Vec<u32>>>()?;
         let ids = PyTuple::new(py, ids)?;
-        Ok((self.refs.reference.bind(py).call1((node, creation, ids))?.unbind(), p + 4 * words))
+        let fields = [node, small_obj(py, creation), ids.into_any().unbind()];
+        Ok((self.refs.reference.build(py, fields)?.unbind(), p + 4 * words))
     }
 
     fn export(&self, pos: usize) -> R<(PyObject, usize)> {
