@@ -295,16 +295,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
             self.out.push(106);
             return Ok(());
         }
-        // A list of byte-sized ints goes as STRING_EXT, as OTP sends it. Only
-        // exact ints: True and False are atoms.
-        if size <= 0xFFFF && items.iter().all(|i| i.is_exact_instance_of::<PyInt>()) {
-            let packed: Option<Vec<u8>> = items.iter().map(|i| i.extract::<u8>().ok()).collect();
-            if let Some(packed) = packed {
-                self.out.push(107);
-                self.out.extend_from_slice(&(size as u16).to_be_bytes());
-                self.out.extend_from_slice(&packed);
-                return Ok(());
-            }
+        if size <= 0xFFFF && self.string_ext(&items) {
+            return Ok(());
         }
         self.out.push(108);
         push_u32(&mut self.out, size as u32);
@@ -313,6 +305,29 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
         self.out.push(106);
         Ok(())
+    }
+
+    /// A list of byte-sized ints goes as STRING_EXT, as OTP sends it (only
+    /// exact ints: True and False are atoms). Writes it and says true, or
+    /// writes nothing and says false at the first item that does not fit.
+    fn string_ext(&mut self, items: &[Bound<'py, PyAny>]) -> bool {
+        let start = self.out.len();
+        self.out.push(107);
+        self.out.extend_from_slice(&(items.len() as u16).to_be_bytes());
+        for item in items {
+            // i64 first: it fails without building an error for 256..2**63.
+            let byte = if item.is_exact_instance_of::<PyInt>() {
+                item.extract::<i64>().ok().and_then(|value| u8::try_from(value).ok())
+            } else {
+                None
+            };
+            let Some(byte) = byte else {
+                self.out.truncate(start);
+                return false;
+            };
+            self.out.push(byte);
+        }
+        true
     }
 
     /// SMALL_ATOM_UTF8_EXT when the UTF-8 fits in 255 bytes, else ATOM_UTF8_EXT.

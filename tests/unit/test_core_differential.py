@@ -231,6 +231,17 @@ def test_encode_errors(term: Any) -> None:
     assert outcome(lambda: native.encode_body(term, True)) == outcome(lambda: pure_encode(term))
 
 
+def test_lists_that_are_and_are_not_strings() -> None:
+    # STRING_EXT is decided item by item, stopping at the first misfit.
+    lists: list[Any] = [
+        [0, 255], [0, 256], [255, -1], [1, True], [1, 2**70], [2**70, 1], [1, 1.0],
+        [1, Atom("a")], [7] * 0xFFFF, [7] * 0x10000, list(range(0, 1000, 100)),
+    ]
+    for term in lists:
+        for form in (term, FrozenList(term), {FrozenList(term): term}):
+            assert native.encode_body(form, True) == pure_encode(form)
+
+
 def test_atoms_either_side_of_the_length_limits() -> None:
     # The native encoder counts characters only when the UTF-8 passes 255 bytes.
     for text in ("", "x" * 255, "é" * 127, "é" * 128, "é" * 255, "€" * 255, "x" * 254 + "é"):
