@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                         assert!(err.value(py).is_instance(&remote).unwrap());
                     }
                     Ok(items) => {
-                        for item in items.iter().unwrap() {
+                        for item in items.try_iter().unwrap() {
                             let item = item.unwrap();
                             if item.is_instance(&remote).unwrap() {
                                 let name = item.get_type().name().unwrap().to_string();
