@@ -147,7 +147,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(())
             }
             Kind::Tuple => {
-                let tuple = term.downcast::<PyTuple>()?;
+                // Exact first: a type address comparison, where the
+                // subclass check is a call into Python's API.
+                let tuple = match term.downcast_exact::<PyTuple>() {
+                    Ok(tuple) => tuple,
+                    Err(_) => term.downcast::<PyTuple>()?,
+                };
                 let size = tuple.len();
                 if size <= 255 {
                     self.out.extend_from_slice(&[104, size as u8]);
@@ -155,7 +160,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
                     self.out.push(105);
                     push_u32(&mut self.out, size as u32);
                 }
-                for item in tuple.iter() {
+                // Borrowed items: the tuple, alive and immutable, holds them.
+                for item in tuple.iter_borrowed() {
                     self.encode(&item, depth + 1)?;
                 }
                 Ok(())
@@ -180,7 +186,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(())
             }
             Kind::Bytes => {
-                if let Ok(bytes) = term.downcast::<PyBytes>() {
+                if let Ok(bytes) = term.downcast_exact::<PyBytes>().or_else(|_| term.downcast::<PyBytes>()) {
                     let raw = bytes.as_bytes();
                     self.out.push(109);
                     push_u32(&mut self.out, raw.len() as u32);
