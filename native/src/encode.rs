@@ -132,7 +132,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
             Kind::Atom => self.atom(term),
             Kind::Bool => {
                 let text: &[u8] = if term.is_truthy()? { b"true" } else { b"false" };
-                self.out.extend_from_slice(&[119, text.len() as u8]);
+                self.out.push(119);
+                self.out.push(text.len() as u8);
                 self.out.extend_from_slice(text);
                 Ok(())
             }
@@ -155,7 +156,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 };
                 let size = tuple.len();
                 if size <= 255 {
-                    self.out.extend_from_slice(&[104, size as u8]);
+                    self.out.push(104);
+                    self.out.push(size as u8);
                 } else {
                     self.out.push(105);
                     push_u32(&mut self.out, size as u32);
@@ -259,7 +261,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
     fn int(&mut self, term: &Bound<'py, PyAny>) -> PyResult<()> {
         if let Ok(value) = term.extract::<i64>() {
             if (0..=255).contains(&value) {
-                self.out.extend_from_slice(&[97, value as u8]);
+                self.out.push(97);
+                self.out.push(value as u8);
             } else if let Ok(small) = i32::try_from(value) {
                 self.out.push(98);
                 self.out.extend_from_slice(&small.to_be_bytes());
@@ -367,7 +370,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
         };
         let size = raw.len();
         if size <= 255 {
-            self.out.extend_from_slice(&[119, size as u8]);
+            self.out.push(119);
+            self.out.push(size as u8);
         } else {
             self.out.push(118);
             self.out.extend_from_slice(&(size as u16).to_be_bytes());
@@ -463,7 +467,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
         self.out.push(113);
         self.atom(&term.getattr(intern!(py, "module"))?)?;
         self.atom(&term.getattr(intern!(py, "function"))?)?;
-        self.out.extend_from_slice(&[97, arity_byte]);
+        self.out.push(97);
+        self.out.push(arity_byte);
         Ok(())
     }
 }
