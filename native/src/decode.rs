@@ -282,11 +282,7 @@ pub struct Decoder<'a, 'py> {
 
 impl<'a, 'py> Decoder<'a, 'py> {
     pub fn new(py: Python<'py>, data: &'a [u8], limits: Limits) -> PyResult<Self> {
-        Ok(Self::with_refs(py, refs(py)?, data, limits))
-    }
-
-    fn with_refs(py: Python<'py>, refs: &'a Refs, data: &'a [u8], limits: Limits) -> Self {
-        Decoder { py, refs, data, limits }
+        Ok(Decoder { py, refs: refs(py)?, data, limits })
     }
 
     fn u8(&self, pos: usize) -> R<u8> {
@@ -334,7 +330,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let whole = PyBytes::new(py, self.data);
         let result = self.refs.inflate.bind(py).call1((whole, pos, self.limits.max_inflated_bytes))?;
         let (inflated, end): (Bound<'_, PyBytes>, usize) = result.extract()?;
-        let inner = Decoder::with_refs(py, self.refs, inflated.as_bytes(), self.limits);
+        let inner = Decoder { py, refs: self.refs, data: inflated.as_bytes(), limits: self.limits };
         let want = inner.data.len();
         let (term, used) = match inner.body(0) {
             Ok(done) => done,

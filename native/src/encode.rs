@@ -188,16 +188,22 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(())
             }
             Kind::Bytes => {
-                if let Ok(bytes) = term.downcast_exact::<PyBytes>().or_else(|_| term.downcast::<PyBytes>()) {
+                if let Ok(bytes) = term.downcast_exact::<PyBytes>() {
                     let raw = bytes.as_bytes();
                     self.out.push(109);
                     push_u32(&mut self.out, raw.len() as u32);
                     self.out.extend_from_slice(raw);
                 } else {
-                    let raw = term.downcast::<PyByteArray>()?.to_vec();
+                    // A subclass: its length as Python's `len` gives it, as in
+                    // the pure encoder.
+                    let len = term.len()?;
                     self.out.push(109);
-                    push_u32(&mut self.out, raw.len() as u32);
-                    self.out.extend_from_slice(&raw);
+                    push_u32(&mut self.out, len as u32);
+                    if let Ok(bytes) = term.downcast::<PyBytes>() {
+                        self.out.extend_from_slice(bytes.as_bytes());
+                    } else {
+                        self.out.extend_from_slice(&term.downcast::<PyByteArray>()?.to_vec());
+                    }
                 }
                 Ok(())
             }
@@ -348,24 +354,25 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return Ok(());
         };
         // Valid UTF-8 of at most 255 bytes holds at most 255 characters, so
-        // the common case counts nothing; the length check comes first, as in
-        // the pure encoder, whenever it can fail.
+        // an exact `Atom` or `str` that short is not counted. Otherwise the
+        // length comes first, from Python's `len` as in the pure encoder (a
+        // subclass may define its own).
+        let ty = name.get_type_ptr() as usize;
+        let plain = ty == self.refs.types.atom || ty == self.refs.types.str;
         let raw = match text.to_str() {
-            Ok(raw) if raw.len() <= MAX_ATOM_CHARS => raw,
-            Ok(raw) => {
-                let chars = raw.chars().count();
-                if chars > MAX_ATOM_CHARS {
-                    return self.fail(format!("an atom holds at most {MAX_ATOM_CHARS} characters, got {chars}"));
-                }
-                raw
-            }
-            Err(err) => {
+            Ok(raw) if plain && raw.len() <= MAX_ATOM_CHARS => raw,
+            utf8 => {
                 let chars = text.len()?;
                 if chars > MAX_ATOM_CHARS {
                     return self.fail(format!("an atom holds at most {MAX_ATOM_CHARS} characters, got {chars}"));
                 }
-                let reason = refusal(self.py, err);
-                return self.fail(format!("atom is not encodable as UTF-8: {reason}"));
+                match utf8 {
+                    Ok(raw) => raw,
+                    Err(err) => {
+                        let reason = refusal(self.py, err);
+                        return self.fail(format!("atom is not encodable as UTF-8: {reason}"));
+                    }
+                }
             }
         };
         let size = raw.len();

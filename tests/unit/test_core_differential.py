@@ -344,7 +344,17 @@ def test_subclasses_encode_as_their_base() -> None:
     point = namedtuple("point", "x y")
     ordered: OrderedDict[Any, Any] = OrderedDict([(1, 2), (3, 4)])
     ordered.move_to_end(1)
-    for term in (Color.RED, Name("n"), point(1, 2), ordered, [True, 1], [1, 300], b"x" * 70000):
+    class Blob(bytes):
+        pass
+
+    class Buffer(bytearray):
+        pass
+
+    terms = (
+        Color.RED, Name("n"), Name("é" * 200), point(1, 2), ordered, [True, 1], [1, 300],
+        b"x" * 70000, Blob(b"blob"), Buffer(b"buf"), Pid(Name("a@h"), 1, 2, 3),
+    )
+    for term in terms:
         assert native.encode_body(term, True) == pure_encode(term)
 
 
