@@ -48,7 +48,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from erldist.term import Atom, decode, encode
+from erldist.term import Atom, Pid, Reference, decode, encode
 from erldist.term.decode import decode as pure_decode
 from erldist.term.encode import encode as pure_encode
 
@@ -66,6 +66,11 @@ NATIVE_TARGET = 5.0  # the native core must be this many times faster than the p
 OTP_TARGET = 0.5  # ... and at least half as fast as OTP's in-VM codec
 #: Operations per measured loop under callgrind (instruction counts per op).
 CALLGRIND_OPS = 2000
+#: Decoded under callgrind only: what it costs to build an identifier.
+IDENTIFIERS = (
+    ("pid", Pid(Atom("a@h"), 1, 2, 3)),
+    ("reference", Reference(Atom("a@h"), 7, (1, 2, 3))),
+)
 ERLANG_OPS_FACTOR = 20
 FULL_REPS, QUICK_REPS = 9, 3
 QUICK_DIVISOR = 5
@@ -189,7 +194,6 @@ def python_codecs() -> list[tuple[str, Callable[[Any], object], Callable[[Any], 
 def _message_stream(payload: Any, count: int) -> bytes:
     """``count`` header-mode SEND frames carrying ``payload``, as one read."""
     from erldist.protocol.framing import DistEncoder
-    from erldist.term import Pid
 
     encoder = DistEncoder(0x2000)
     frame = encoder.frame((22, Pid(Atom("a@h"), 1, 2, 3), Atom("sink")), payload)
@@ -230,6 +234,9 @@ def callgrind_child(payloads: list[Payload]) -> None:
         for label, enc, dec in python_codecs():
             loops.append((f"{p.name}|encode|{label}", partial(enc, p.term), CALLGRIND_OPS))
             loops.append((f"{p.name}|decode|{label}", partial(dec, data), CALLGRIND_OPS))
+    for name, term in IDENTIFIERS:
+        for label, _enc, dec in python_codecs():
+            loops.append((f"{name}|decode|{label}", partial(dec, encode(term)), CALLGRIND_OPS))
     warm = _message_stream(payloads[0].term, 50)
     batch = _message_stream(payloads[0].term, CALLGRIND_OPS)
     for label, make in _batch_decoders():
@@ -283,7 +290,8 @@ def instructions_report(counts: dict[tuple[str, str, str], float]) -> str:
         (p, d) for p, d, _ in counts)).index)
     lines = [
         f"**Instructions per operation** (callgrind, {CALLGRIND_OPS:,} operations per figure; "
-        "the same on any load). `message` is one SEND frame (control plus the small tuple) "
+        "the same on any load). `pid` and `reference` are `<a@h.1.2>` and a three-word "
+        "reference; `message` is one SEND frame (control plus the small tuple) "
         "cut from a read of many and decoded by the batch frame decoder.",
         "",
         "| payload | operation | erldist pure | erldist native | pure / native |",

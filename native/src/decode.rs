@@ -7,12 +7,16 @@
 //! `Fail::Truncated`, reported at the offset of the term being decoded, as the
 //! pure decoder reports its `IndexError`s.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
+use pyo3::BoundObject;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::pyrefs::{refs, Refs};
@@ -46,6 +50,12 @@ impl From<PyErr> for Fail {
 }
 
 type R<T> = Result<T, Fail>;
+
+/// A Python int, float or bool made from a Rust value (which cannot fail).
+fn small_obj<'py, T: IntoPyObject<'py, Error = Infallible>>(py: Python<'py>, value: T) -> PyObject {
+    let Ok(object) = value.into_pyobject(py);
+    object.into_any().unbind()
+}
 
 fn at<T>(offset: usize, reason: String) -> R<T> {
     Err(Fail::At(offset, reason))
@@ -110,7 +120,7 @@ pub fn into_pyerr(py: Python<'_>, fail: Fail) -> PyErr {
         Fail::Truncated => (0, "truncated term".to_owned()),
     };
     match refs(py).and_then(|r| r.decode_error.bind(py).call1((offset, reason))) {
-        Ok(exc) => PyErr::from_value_bound(exc),
+        Ok(exc) => PyErr::from_value(exc),
         Err(err) => err,
     }
 }
@@ -132,6 +142,48 @@ fn cached_atom(py: Python<'_>, raw: &[u8], latin1: bool) -> Option<PyObject> {
     let cache = guard.as_ref()?;
     let table = if latin1 { &cache.latin1 } else { &cache.utf8 };
     table.get(raw).map(|v| v.clone_ref(py))
+}
+
+/// The atoms decoded last, one per slot chosen by a hash of the raw bytes:
+/// a lookup is one short hash and one comparison, where the table above
+/// costs a SipHash and a lock. A slot shared by two atoms holds the later;
+/// the work per atom stays constant whatever a peer sends.
+struct RecentAtom {
+    raw: Box<[u8]>,
+    latin1: bool,
+    value: PyObject,
+}
+
+const RECENT_SLOTS: usize = 256;
+static RECENT: GILProtected<RefCell<Vec<Option<RecentAtom>>>> = GILProtected::new(RefCell::new(Vec::new()));
+
+fn recent_slot(raw: &[u8], latin1: bool) -> usize {
+    // FNV-1a: a few instructions per byte; atoms are short.
+    let mut hash: u32 = 0x811c_9dc5 ^ u32::from(latin1);
+    for &byte in raw {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    (hash ^ (hash >> 16)) as usize % RECENT_SLOTS
+}
+
+fn recent_atom(py: Python<'_>, raw: &[u8], latin1: bool, slot: usize) -> Option<PyObject> {
+    let slots = RECENT.get(py).borrow();
+    match slots.get(slot) {
+        Some(Some(recent)) if recent.latin1 == latin1 && *recent.raw == *raw => Some(recent.value.clone_ref(py)),
+        _ => None,
+    }
+}
+
+fn remember_recent(py: Python<'_>, raw: &[u8], latin1: bool, slot: usize, value: &PyObject) {
+    let evicted = {
+        let mut slots = RECENT.get(py).borrow_mut();
+        if slots.is_empty() {
+            slots.resize_with(RECENT_SLOTS, || None);
+        }
+        slots[slot].replace(RecentAtom { raw: raw.into(), latin1, value: value.clone_ref(py) })
+    };
+    // Dropped outside the borrow: releasing a Python object may run Python code.
+    drop(evicted);
 }
 
 fn remember_atom(py: Python<'_>, raw: &[u8], latin1: bool, value: &PyObject) {
@@ -203,6 +255,23 @@ struct Open {
     extra: Extra,
 }
 
+/// The allocations a decoding pass needs (its stack of open containers and
+/// their item vectors), kept from one pass to the next so a small term costs
+/// no allocation. A pass takes them out of `SCRATCH` and puts them back
+/// when it ends; a nested pass (a compressed term inside) finds it empty
+/// and allocates its own.
+#[derive(Default)]
+struct Scratch {
+    stack: Vec<Option<Open>>,
+    items: Vec<Vec<PyObject>>,
+}
+
+static SCRATCH: GILProtected<RefCell<Scratch>> =
+    GILProtected::new(RefCell::new(Scratch { stack: Vec::new(), items: Vec::new() }));
+/// Item vectors kept, and the largest capacity kept.
+const SCRATCH_VECS: usize = 32;
+const SCRATCH_VEC_ITEMS: usize = 1024;
+
 /// One decoding pass over one buffer.
 pub struct Decoder<'a, 'py> {
     py: Python<'py>,
@@ -258,7 +327,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
     /// messages match), then decoded here.
     fn compressed(&self, pos: usize) -> R<(PyObject, usize)> {
         let py = self.py;
-        let whole = PyBytes::new_bound(py, self.data);
+        let whole = PyBytes::new(py, self.data);
         let result = self.refs.inflate.bind(py).call1((whole, pos, self.limits.max_inflated_bytes))?;
         let (inflated, end): (Bound<'_, PyBytes>, usize) = result.extract()?;
         let inner = Decoder { py, refs: self.refs, data: inflated.as_bytes(), limits: self.limits };
@@ -287,8 +356,20 @@ impl<'a, 'py> Decoder<'a, 'py> {
     /// thread wait until it has); when none asks, it costs a lock round-trip.
     /// Every buffer read here is immutable `bytes` or owned by the caller,
     /// so other threads running meanwhile cannot change what is decoded.
-    pub fn body(&self, mut pos: usize) -> R<(PyObject, usize)> {
-        let mut stack: Vec<Option<Open>> = Vec::new();
+    pub fn body(&self, pos: usize) -> R<(PyObject, usize)> {
+        if !matches!(self.data.get(pos), Some(104 | 105 | 108 | 112 | 116)) {
+            // Not a container: nothing to allocate, nothing to keep.
+            return self.body_on(pos, &mut Scratch::default());
+        }
+        let mut scratch = SCRATCH.get(self.py).take();
+        let result = self.body_on(pos, &mut scratch);
+        scratch.stack.clear(); // open containers left by an error
+        let previous = SCRATCH.get(self.py).replace(scratch);
+        drop(previous); // empty vectors at most: no Python code runs
+        result
+    }
+
+    fn body_on(&self, mut pos: usize, scratch: &mut Scratch) -> R<(PyObject, usize)> {
         let mut open: Option<Open> = None;
         let mut budget: i128 = self.limits.max_elements.into();
         let mut depth: u64 = 0;
@@ -300,7 +381,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 give_a_turn(self.py);
             }
             let start = pos;
-            let step = self.item(&mut pos, start, &mut open, &mut stack, &mut budget, &mut depth);
+            let step = self.item(&mut pos, start, &mut open, scratch, &mut budget, &mut depth);
             let mut value = match step {
                 Ok(Some(value)) => value,
                 Ok(None) => continue,
@@ -318,8 +399,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     break;
                 }
                 let done = open.take().expect("open container");
-                value = self.finish(done, pos)?;
-                open = stack.pop().expect("stack holds the outer container");
+                value = self.finish(done, pos, &mut scratch.items)?;
+                open = scratch.stack.pop().expect("stack holds the outer container");
                 depth -= 1;
             }
         }
@@ -332,7 +413,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         pos: &mut usize,
         start: usize,
         open: &mut Option<Open>,
-        stack: &mut Vec<Option<Open>>,
+        scratch: &mut Scratch,
         budget: &mut i128,
         depth: &mut u64,
     ) -> R<Option<PyObject>> {
@@ -349,7 +430,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             97 => {
                 let value = self.u8(*pos + 1)?;
                 *pos += 2;
-                value.into_py(py)
+                small_obj(py, value)
             }
             104 | 105 | 108 | 116 | 112 => {
                 let mut extra = Extra::Start(start);
@@ -398,8 +479,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 }
                 if want == 0 {
                     match kind {
-                        Kind::Tuple => PyTuple::empty_bound(py).into_any().unbind(),
-                        Kind::Map => PyDict::new_bound(py).into_any().unbind(),
+                        Kind::Tuple => PyTuple::empty(py).into_any().unbind(),
+                        Kind::Map => PyDict::new(py).into_any().unbind(),
                         _ => match extra {
                             Extra::Fun(head) => self.finish_fun(head, Vec::new(), *pos)?,
                             Extra::Start(_) => unreachable!("a fun always carries its header"),
@@ -417,14 +498,15 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         return at(start, format!("term nests deeper than {}", self.limits.max_depth));
                     }
                     *depth += 1;
-                    let outer = open.replace(Open { kind, items: Vec::with_capacity(want.min(64)), want, extra });
-                    stack.push(outer);
+                    let items = scratch.items.pop().unwrap_or_else(|| Vec::with_capacity(want.min(64)));
+                    let outer = open.replace(Open { kind, items, want, extra });
+                    scratch.stack.push(outer);
                     return Ok(None);
                 }
             }
             106 => {
                 *pos += 1;
-                PyList::empty_bound(py).into_any().unbind()
+                PyList::empty(py).into_any().unbind()
             }
             109 => {
                 let length = self.u32(*pos + 1)?;
@@ -439,14 +521,14 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 if end > size {
                     return at(start, format!("binary declares {length} bytes, {} remain", size - *pos));
                 }
-                let value = PyBytes::new_bound(py, &data[*pos..end]).into_any().unbind();
+                let value = PyBytes::new(py, &data[*pos..end]).into_any().unbind();
                 *pos = end;
                 value
             }
             98 => {
                 let value = i32::from_be_bytes(self.array(*pos + 1)?);
                 *pos += 5;
-                value.into_py(py)
+                small_obj(py, value)
             }
             107 => {
                 let length = self.u16(*pos + 1)?;
@@ -459,7 +541,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 if *budget < 0 {
                     return at(start, self.too_many());
                 }
-                let value = PyList::new_bound(py, data[*pos..end].iter().copied()).into_any().unbind();
+                let value = PyList::new(py, data[*pos..end].iter().copied())?.into_any().unbind();
                 *pos = end;
                 value
             }
@@ -493,47 +575,54 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
     }
 
-    fn finish(&self, done: Open, pos: usize) -> R<PyObject> {
+    /// The value of a complete container; its item vector goes back to `spare`.
+    fn finish(&self, done: Open, pos: usize, spare: &mut Vec<Vec<PyObject>>) -> R<PyObject> {
         let py = self.py;
-        match done.kind {
-            Kind::Tuple => Ok(PyTuple::new_bound(py, done.items).into_any().unbind()),
-            Kind::List => self.finish_list(done.items),
-            Kind::Map => match done.extra {
-                Extra::Start(start) => self.finish_map(done.items, start),
+        let Open { kind, mut items, extra, .. } = done;
+        let value = match kind {
+            Kind::Tuple => PyTuple::new(py, items.drain(..))?.into_any().unbind(),
+            Kind::List => self.finish_list(&mut items)?,
+            Kind::Map => match extra {
+                Extra::Start(start) => self.finish_map(&mut items, start)?,
                 Extra::Fun(_) => unreachable!("a map carries its start"),
             },
-            Kind::Fun => match done.extra {
-                Extra::Fun(head) => self.finish_fun(head, done.items, pos),
+            Kind::Fun => match extra {
+                Extra::Fun(head) => self.finish_fun(head, std::mem::take(&mut items), pos)?,
                 Extra::Start(_) => unreachable!("a fun always carries its header"),
             },
+        };
+        items.clear();
+        if items.capacity() <= SCRATCH_VEC_ITEMS && spare.len() < SCRATCH_VECS {
+            spare.push(items);
         }
+        Ok(value)
     }
 
     /// A list from its elements and its tail (the last item).
-    fn finish_list(&self, mut items: Vec<PyObject>) -> R<PyObject> {
+    fn finish_list(&self, items: &mut Vec<PyObject>) -> R<PyObject> {
         let py = self.py;
         let tail = items.pop().expect("a list has its tail");
         let tail = tail.bind(py);
         if let Ok(tail_list) = tail.downcast_exact::<PyList>() {
             // [] for a proper list, or another encoder's STRING_EXT as the tail.
             let all: Vec<Bound<'_, PyAny>> =
-                items.into_iter().map(|o| o.into_bound(py)).chain(tail_list.iter()).collect();
-            return Ok(PyList::new_bound(py, all).into_any().unbind());
+                items.drain(..).map(|o| o.into_bound(py)).chain(tail_list.iter()).collect();
+            return Ok(PyList::new(py, all)?.into_any().unbind());
         }
         if items.is_empty() {
             // LIST_EXT with no elements is just its tail, as in OTP.
             return Ok(tail.clone().unbind());
         }
-        let head = PyTuple::new_bound(py, items);
+        let head = PyTuple::new(py, items.drain(..))?;
         Ok(self.refs.improper_list.bind(py).call1((head, tail))?.unbind())
     }
 
     /// A dict from key, value, key, value...; duplicate keys are refused.
-    fn finish_map(&self, items: Vec<PyObject>, start: usize) -> R<PyObject> {
+    fn finish_map(&self, items: &mut Vec<PyObject>, start: usize) -> R<PyObject> {
         let py = self.py;
         let mut keys: Vec<Bound<'py, PyAny>> = Vec::with_capacity(items.len() / 2);
         let mut values: Vec<PyObject> = Vec::with_capacity(items.len() / 2);
-        let mut pairs = items.into_iter();
+        let mut pairs = items.drain(..);
         while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
             keys.push(k.into_bound(py));
             values.push(v);
@@ -560,7 +649,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if keys.len() > COLLISION_CHECK_KEYS {
             self.refuse_hash_flooding(keys, start)?;
         }
-        let dict = PyDict::new_bound(self.py);
+        let dict = PyDict::new(self.py);
         for (key, value) in keys.iter().zip(values) {
             dict.set_item(key, value)?;
         }
@@ -628,8 +717,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if pos != end {
             return at(start, format!("fun declares {} bytes but holds {}", end - start - 1, pos - start - 1));
         }
-        let raw = PyBytes::new_bound(py, &self.data[start..end]);
-        let args = (raw, module, arity, index, PyBytes::new_bound(py, &uniq), PyTuple::new_bound(py, free));
+        let raw = PyBytes::new(py, &self.data[start..end]);
+        let args = (raw, module, arity, index, PyBytes::new(py, &uniq), PyTuple::new(py, free)?);
         Ok(self.refs.fun.bind(py).call1(args)?.unbind())
     }
 
@@ -651,10 +740,16 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let raw = &self.data[first..end];
         let latin1 = tag == 100 || tag == 115;
-        if let Some(value) = cached_atom(self.py, raw, latin1) {
+        let slot = recent_slot(raw, latin1);
+        if let Some(value) = recent_atom(self.py, raw, latin1, slot) {
             return Ok((value, end));
         }
-        Ok((self.new_atom(raw, latin1, pos)?, end))
+        let value = match cached_atom(self.py, raw, latin1) {
+            Some(value) => value,
+            None => self.new_atom(raw, latin1, pos)?,
+        };
+        remember_recent(self.py, raw, latin1, slot, &value);
+        Ok((value, end))
     }
 
     /// Validate and build an atom missing from the cache; true/false are bools.
@@ -681,9 +776,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
             text
         };
         let value = match text {
-            "true" => true.into_py(py),
-            "false" => false.into_py(py),
-            _ => self.refs.str_new.bind(py).call1((self.refs.atom.bind(py), PyString::new_bound(py, text)))?.unbind(),
+            "true" => small_obj(py, true),
+            "false" => small_obj(py, false),
+            _ => self.refs.str_new.bind(py).call1((self.refs.atom.bind(py), PyString::new(py, text)))?.unbind(),
         };
         remember_atom(py, raw, latin1, &value);
         Ok(value)
@@ -708,7 +803,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if !value.is_finite() {
             return at(pos, format!("float {} is not finite", py_float_text(value)));
         }
-        Ok((value.into_py(self.py), pos + 9))
+        Ok((small_obj(self.py, value), pos + 9))
     }
 
     /// FLOAT_EXT: 31 bytes of `%.20e` text, NUL padded, parsed by Python's
@@ -721,10 +816,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         let field = &self.data[pos + 1..end];
         let text = field.split(|&b| b == 0).next().unwrap_or(field);
-        let repr = || -> R<String> { Ok(PyBytes::new_bound(py, text).repr()?.to_string()) };
+        let repr = || -> R<String> { Ok(PyBytes::new(py, text).repr()?.to_string()) };
         let parsed = if text.is_ascii() {
             let as_str = std::str::from_utf8(text).expect("ASCII is UTF-8");
-            py.get_type_bound::<pyo3::types::PyFloat>().call1((as_str,)).ok()
+            py.get_type::<pyo3::types::PyFloat>().call1((as_str,)).ok()
         } else {
             None
         };
@@ -764,10 +859,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
             le[..digits.len()].copy_from_slice(digits);
             let magnitude = i128::from(u64::from_le_bytes(le));
             let value = if negative { -magnitude } else { magnitude };
-            return Ok((value.into_py(py), end));
+            return Ok((small_obj(py, value), end));
         }
-        let int_type = py.get_type_bound::<pyo3::types::PyLong>();
-        let magnitude = int_type.call_method1(intern!(py, "from_bytes"), (PyBytes::new_bound(py, digits), "little"))?;
+        let int_type = py.get_type::<pyo3::types::PyInt>();
+        let magnitude = int_type.call_method1(intern!(py, "from_bytes"), (PyBytes::new(py, digits), "little"))?;
         let value = if negative { magnitude.neg()? } else { magnitude };
         Ok((value.unbind(), end))
     }
@@ -792,7 +887,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if end > self.data.len() {
             return at(pos, "truncated bit binary".to_owned());
         }
-        let raw = PyBytes::new_bound(py, &self.data[first..end]);
+        let raw = PyBytes::new(py, &self.data[first..end]);
         // All 8 bits used is a plain binary; OTP decodes it as one too.
         if bits == 8 {
             return Ok((raw.into_any().unbind(), end));
@@ -813,7 +908,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         } else {
             (u32::from(self.u8(p + 8)?), p + 9)
         };
-        Ok((self.refs.pid.bind(py).call1((node, ident, serial, creation))?.unbind(), end))
+        let fields = [node, small_obj(py, ident), small_obj(py, serial), small_obj(py, creation)];
+        Ok((self.refs.pid.build(py, fields)?.unbind(), end))
     }
 
     /// NEW_PORT_EXT (89), V4_PORT_EXT (120) or PORT_EXT (102).
@@ -825,7 +921,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             120 => (u64::from_be_bytes(self.array(p)?), self.u32(p + 8)?, p + 12),
             _ => (u64::from(self.u32(p)?), u32::from(self.u8(p + 4)?), p + 5),
         };
-        Ok((self.refs.port.bind(py).call1((node, ident, creation))?.unbind(), end))
+        Ok((self.refs.port.build(py, [node, small_obj(py, ident), small_obj(py, creation)])?.unbind(), end))
     }
 
     fn old_reference(&self, pos: usize) -> R<(PyObject, usize)> {
@@ -833,8 +929,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let (node, p) = self.name_atom(pos + 1)?;
         let ident = self.u32(p)?;
         let creation = self.u8(p + 4)?;
-        let ids = PyTuple::new_bound(py, [ident]);
-        Ok((self.refs.reference.bind(py).call1((node, creation, ids))?.unbind(), p + 5))
+        let ids = PyTuple::new(py, [ident])?;
+        let fields = [node, small_obj(py, creation), ids.into_any().unbind()];
+        Ok((self.refs.reference.build(py, fields)?.unbind(), p + 5))
     }
 
     /// NEW_REFERENCE_EXT (1-byte creation) and NEWER_REFERENCE_EXT (4-byte).
@@ -857,8 +954,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
             return Err(Fail::Truncated);
         }
         let ids = (0..words).map(|i| self.u32(p + 4 * i)).collect::<R<Vec<u32>>>()?;
-        let ids = PyTuple::new_bound(py, ids);
-        Ok((self.refs.reference.bind(py).call1((node, creation, ids))?.unbind(), p + 4 * words))
+        let ids = PyTuple::new(py, ids)?;
+        let fields = [node, small_obj(py, creation), ids.into_any().unbind()];
+        Ok((self.refs.reference.build(py, fields)?.unbind(), p + 4 * words))
     }
 
     fn export(&self, pos: usize) -> R<(PyObject, usize)> {
@@ -879,7 +977,7 @@ fn as_bytes<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     if let Ok(bytes) = data.downcast_exact::<PyBytes>() {
         return Ok(bytes.clone());
     }
-    let copy = data.py().get_type_bound::<PyBytes>().call1((data,))?;
+    let copy = data.py().get_type::<PyBytes>().call1((data,))?;
     Ok(copy.downcast_into::<PyBytes>()?)
 }
 
@@ -922,7 +1020,7 @@ pub fn decode_prefix(
                 // Past the end (maybe past any usize): nothing to decode there.
                 let reason = if version_byte { "truncated: no version byte" } else { "truncated term" };
                 let exc = refs(py)?.decode_error.bind(py).call1((offset, reason))?;
-                return Err(PyErr::from_value_bound(exc));
+                return Err(PyErr::from_value(exc));
             }
             offset.extract()?
         }

@@ -6,11 +6,14 @@
 //! messages. Compression stays in Python (`zlib`), so compressed output is
 //! byte for byte the same too.
 
+use std::cell::RefCell;
+
 use pyo3::exceptions::PyUnicodeEncodeError;
 use pyo3::intern;
+use pyo3::sync::GILProtected;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyList, PyLong, PyString, PyTuple, PyType,
+    PyBool, PyByteArray, PyBytes, PyDict, PyList, PyInt, PyString, PyTuple, PyType,
 };
 
 use crate::pyrefs::{refs, Refs};
@@ -21,6 +24,10 @@ const MAX_REFERENCE_WORDS: usize = 5;
 /// reaches Python's recursion limit (1000 by default).
 const MAX_DEPTH: usize = 1000;
 const TOO_DEEP: &str = "term nests too deeply to encode (or contains itself)";
+/// The output buffer is kept for the next call (no allocation per small
+/// term) unless it grew past this.
+const SPARE_MAX_BYTES: usize = 64 * 1024;
+static SPARE: GILProtected<RefCell<Vec<u8>>> = GILProtected::new(RefCell::new(Vec::new()));
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -43,15 +50,15 @@ enum Kind {
     Fun,
 }
 
-struct Encoder<'a, 'py> {
+pub(crate) struct Encoder<'a, 'py> {
     py: Python<'py>,
     refs: &'a Refs,
-    out: Vec<u8>,
+    pub(crate) out: Vec<u8>,
 }
 
 fn encode_error(py: Python<'_>, refs: &Refs, message: String) -> PyErr {
     match refs.encode_error.bind(py).call1((message,)) {
-        Ok(exc) => PyErr::from_value_bound(exc),
+        Ok(exc) => PyErr::from_value(exc),
         Err(err) => err,
     }
 }
@@ -65,8 +72,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
         Err(encode_error(self.py, self.refs, message))
     }
 
-    fn kind_of(&self, ty: &Bound<'py, PyType>) -> Option<Kind> {
-        let t = ty.as_ptr() as usize;
+    /// The kind of a type, given its address (the exact type only).
+    fn kind_of(&self, t: usize) -> Option<Kind> {
         let ids = &self.refs.types;
         Some(match t {
             _ if t == ids.atom => Kind::Atom,
@@ -95,8 +102,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let py = self.py;
         let ty = term.get_type();
         let mro = ty.getattr(intern!(py, "__mro__"))?;
-        for base in mro.iter()?.skip(1) {
-            if let Some(kind) = self.kind_of(base?.downcast::<PyType>()?) {
+        for base in mro.try_iter()?.skip(1) {
+            if let Some(kind) = self.kind_of(base?.downcast::<PyType>()?.as_ptr() as usize) {
                 return Ok(kind);
             }
         }
@@ -113,11 +120,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
         self.fail(format!("cannot encode a value of type {name}: {short}"))
     }
 
-    fn encode(&mut self, term: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
+    pub(crate) fn encode(&mut self, term: &Bound<'py, PyAny>, depth: usize) -> PyResult<()> {
         if depth > MAX_DEPTH {
             return self.fail(TOO_DEEP.to_owned());
         }
-        let kind = match self.kind_of(&term.get_type()) {
+        let kind = match self.kind_of(term.get_type_ptr() as usize) {
             Some(kind) => kind,
             None => self.fallback(term)?,
         };
@@ -125,7 +132,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
             Kind::Atom => self.atom(term),
             Kind::Bool => {
                 let text: &[u8] = if term.is_truthy()? { b"true" } else { b"false" };
-                self.out.extend_from_slice(&[119, text.len() as u8]);
+                self.out.push(119);
+                self.out.push(text.len() as u8);
                 self.out.extend_from_slice(text);
                 Ok(())
             }
@@ -140,15 +148,22 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(())
             }
             Kind::Tuple => {
-                let tuple = term.downcast::<PyTuple>()?;
+                // Exact first: a type address comparison, where the
+                // subclass check is a call into Python's API.
+                let tuple = match term.downcast_exact::<PyTuple>() {
+                    Ok(tuple) => tuple,
+                    Err(_) => term.downcast::<PyTuple>()?,
+                };
                 let size = tuple.len();
                 if size <= 255 {
-                    self.out.extend_from_slice(&[104, size as u8]);
+                    self.out.push(104);
+                    self.out.push(size as u8);
                 } else {
                     self.out.push(105);
                     push_u32(&mut self.out, size as u32);
                 }
-                for item in tuple.iter() {
+                // Borrowed items: the tuple, alive and immutable, holds them.
+                for item in tuple.iter_borrowed() {
                     self.encode(&item, depth + 1)?;
                 }
                 Ok(())
@@ -164,7 +179,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                         self.encode(&value, depth + 1)?;
                     }
                 } else {
-                    for pair in term.call_method0(intern!(self.py, "items"))?.iter()? {
+                    for pair in term.call_method0(intern!(self.py, "items"))?.try_iter()? {
                         let (key, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
                         self.encode(&key, depth + 1)?;
                         self.encode(&value, depth + 1)?;
@@ -173,13 +188,22 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(())
             }
             Kind::Bytes => {
-                let len = term.len()?;
-                self.out.push(109);
-                push_u32(&mut self.out, len as u32);
-                if let Ok(bytes) = term.downcast::<PyBytes>() {
-                    self.out.extend_from_slice(bytes.as_bytes());
+                if let Ok(bytes) = term.downcast_exact::<PyBytes>() {
+                    let raw = bytes.as_bytes();
+                    self.out.push(109);
+                    push_u32(&mut self.out, raw.len() as u32);
+                    self.out.extend_from_slice(raw);
                 } else {
-                    self.out.extend_from_slice(&term.downcast::<PyByteArray>()?.to_vec());
+                    // A subclass: its length as Python's `len` gives it, as in
+                    // the pure encoder.
+                    let len = term.len()?;
+                    self.out.push(109);
+                    push_u32(&mut self.out, len as u32);
+                    if let Ok(bytes) = term.downcast::<PyBytes>() {
+                        self.out.extend_from_slice(bytes.as_bytes());
+                    } else {
+                        self.out.extend_from_slice(&term.downcast::<PyByteArray>()?.to_vec());
+                    }
                 }
                 Ok(())
             }
@@ -216,7 +240,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 let items = term.getattr(intern!(py, "items"))?;
                 self.out.push(108);
                 push_u32(&mut self.out, items.len()? as u32);
-                for item in items.iter()? {
+                for item in items.try_iter()? {
                     self.encode(&item?, depth + 1)?;
                 }
                 self.encode(&term.getattr(intern!(py, "tail"))?, depth + 1)
@@ -231,7 +255,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 if let Ok(bytes) = raw.downcast::<PyBytes>() {
                     self.out.extend_from_slice(bytes.as_bytes());
                 } else {
-                    let buf = PyByteArray::new_bound(self.py, b"");
+                    let buf = PyByteArray::new(self.py, b"");
                     buf.call_method1(intern!(self.py, "__iadd__"), (raw,))?;
                     self.out.extend_from_slice(&buf.to_vec());
                 }
@@ -243,7 +267,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
     fn int(&mut self, term: &Bound<'py, PyAny>) -> PyResult<()> {
         if let Ok(value) = term.extract::<i64>() {
             if (0..=255).contains(&value) {
-                self.out.extend_from_slice(&[97, value as u8]);
+                self.out.push(97);
+                self.out.push(value as u8);
             } else if let Ok(small) = i32::try_from(value) {
                 self.out.push(98);
                 self.out.extend_from_slice(&small.to_be_bytes());
@@ -278,23 +303,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
         } else if let Ok(tuple) = term.downcast::<PyTuple>() {
             tuple.iter().collect()
         } else {
-            term.iter()?.collect::<PyResult<_>>()?
+            term.try_iter()?.collect::<PyResult<_>>()?
         };
         let size = items.len();
         if size == 0 {
             self.out.push(106);
             return Ok(());
         }
-        // A list of byte-sized ints goes as STRING_EXT, as OTP sends it. Only
-        // exact ints: True and False are atoms.
-        if size <= 0xFFFF && items.iter().all(|i| i.is_exact_instance_of::<PyLong>()) {
-            let packed: Option<Vec<u8>> = items.iter().map(|i| i.extract::<u8>().ok()).collect();
-            if let Some(packed) = packed {
-                self.out.push(107);
-                self.out.extend_from_slice(&(size as u16).to_be_bytes());
-                self.out.extend_from_slice(&packed);
-                return Ok(());
-            }
+        if size <= 0xFFFF && self.string_ext(&items) {
+            return Ok(());
         }
         self.out.push(108);
         push_u32(&mut self.out, size as u32);
@@ -305,6 +322,29 @@ impl<'a, 'py> Encoder<'a, 'py> {
         Ok(())
     }
 
+    /// A list of byte-sized ints goes as STRING_EXT, as OTP sends it (only
+    /// exact ints: True and False are atoms). Writes it and says true, or
+    /// writes nothing and says false at the first item that does not fit.
+    fn string_ext(&mut self, items: &[Bound<'py, PyAny>]) -> bool {
+        let start = self.out.len();
+        self.out.push(107);
+        self.out.extend_from_slice(&(items.len() as u16).to_be_bytes());
+        for item in items {
+            // i64 first: it fails without building an error for 256..2**63.
+            let byte = if item.is_exact_instance_of::<PyInt>() {
+                item.extract::<i64>().ok().and_then(|value| u8::try_from(value).ok())
+            } else {
+                None
+            };
+            let Some(byte) = byte else {
+                self.out.truncate(start);
+                return false;
+            };
+            self.out.push(byte);
+        }
+        true
+    }
+
     /// SMALL_ATOM_UTF8_EXT when the UTF-8 fits in 255 bytes, else ATOM_UTF8_EXT.
     fn atom(&mut self, name: &Bound<'py, PyAny>) -> PyResult<()> {
         let Ok(text) = name.downcast::<PyString>() else {
@@ -313,16 +353,32 @@ impl<'a, 'py> Encoder<'a, 'py> {
             self.out.extend_from_slice(encoded.downcast::<PyBytes>()?.as_bytes());
             return Ok(());
         };
-        let chars = text.len()?;
-        if chars > MAX_ATOM_CHARS {
-            return self.fail(format!("an atom holds at most {MAX_ATOM_CHARS} characters, got {chars}"));
-        }
-        let raw = utf8(text).map_err(|reason| {
-            encode_error(self.py, self.refs, format!("atom is not encodable as UTF-8: {reason}"))
-        })?;
+        // Valid UTF-8 of at most 255 bytes holds at most 255 characters, so
+        // an exact `Atom` or `str` that short is not counted. Otherwise the
+        // length comes first, from Python's `len` as in the pure encoder (a
+        // subclass may define its own).
+        let ty = name.get_type_ptr() as usize;
+        let plain = ty == self.refs.types.atom || ty == self.refs.types.str;
+        let raw = match text.to_str() {
+            Ok(raw) if plain && raw.len() <= MAX_ATOM_CHARS => raw,
+            utf8 => {
+                let chars = text.len()?;
+                if chars > MAX_ATOM_CHARS {
+                    return self.fail(format!("an atom holds at most {MAX_ATOM_CHARS} characters, got {chars}"));
+                }
+                match utf8 {
+                    Ok(raw) => raw,
+                    Err(err) => {
+                        let reason = refusal(self.py, err);
+                        return self.fail(format!("atom is not encodable as UTF-8: {reason}"));
+                    }
+                }
+            }
+        };
         let size = raw.len();
         if size <= 255 {
-            self.out.extend_from_slice(&[119, size as u8]);
+            self.out.push(119);
+            self.out.push(size as u8);
         } else {
             self.out.push(118);
             self.out.extend_from_slice(&(size as u16).to_be_bytes());
@@ -362,7 +418,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
         let creation = term.getattr(intern!(py, "creation"))?;
         let mut tail: Vec<Option<u32>> = vec![creation.extract::<u32>().ok()];
-        for id in ids.iter()? {
+        for id in ids.try_iter()? {
             tail.push(id?.extract::<u32>().ok());
         }
         let tail: Option<Vec<u32>> = if tail.len() == words + 1 { tail.into_iter().collect() } else { None };
@@ -385,12 +441,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
     fn port(&mut self, term: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
         let creation = term.getattr(intern!(py, "creation"))?;
-        let creation_ok = if creation.is_exact_instance_of::<PyLong>() { creation.extract::<u32>().ok() } else { None };
+        let creation_ok = if creation.is_exact_instance_of::<PyInt>() { creation.extract::<u32>().ok() } else { None };
         let Some(creation_word) = creation_ok else {
             return self.fail(format!("Port.creation must be an int in 0..2**32-1, got {}", creation.repr()?));
         };
         let ident = term.getattr(intern!(py, "id"))?;
-        let ident_ok = if ident.is_exact_instance_of::<PyLong>() { ident.extract::<u64>().ok() } else { None };
+        let ident_ok = if ident.is_exact_instance_of::<PyInt>() { ident.extract::<u64>().ok() } else { None };
         let Some(id) = ident_ok else {
             return self.fail(format!("Port.id must be an int in 0..2**64-1, got {}", ident.repr()?));
         };
@@ -411,32 +467,51 @@ impl<'a, 'py> Encoder<'a, 'py> {
     fn export(&mut self, term: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
         let arity = term.getattr(intern!(py, "arity"))?;
-        let arity_ok = if arity.is_exact_instance_of::<PyLong>() { arity.extract::<u8>().ok() } else { None };
+        let arity_ok = if arity.is_exact_instance_of::<PyInt>() { arity.extract::<u8>().ok() } else { None };
         let Some(arity_byte) = arity_ok else {
             return self.fail(format!("Export.arity must be an int in 0..255, got {}", arity.repr()?));
         };
         self.out.push(113);
         self.atom(&term.getattr(intern!(py, "module"))?)?;
         self.atom(&term.getattr(intern!(py, "function"))?)?;
-        self.out.extend_from_slice(&[97, arity_byte]);
+        self.out.push(97);
+        self.out.push(arity_byte);
         Ok(())
     }
 }
 
 /// A str's UTF-8, or the reason Python gives for refusing it (lone surrogates).
-fn utf8<'a>(text: &'a Bound<'_, PyString>) -> Result<std::borrow::Cow<'a, str>, String> {
-    let py = text.py();
-    match text.to_str() {
-        Ok(s) => Ok(std::borrow::Cow::Borrowed(s)),
-        Err(err) => {
-            if err.is_instance_of::<PyUnicodeEncodeError>(py) {
-                if let Ok(reason) = err.value_bound(py).getattr("reason") {
-                    return Err(reason.to_string());
-                }
-            }
-            Err(err.to_string())
+fn utf8<'a>(text: &'a Bound<'_, PyString>) -> Result<&'a str, String> {
+    text.to_str().map_err(|err| refusal(text.py(), err))
+}
+
+/// The reason of a failed UTF-8 encoding, as the pure encoder quotes it.
+fn refusal(py: Python<'_>, err: PyErr) -> String {
+    if err.is_instance_of::<PyUnicodeEncodeError>(py) {
+        if let Ok(reason) = err.value(py).getattr("reason") {
+            return reason.to_string();
         }
     }
+    err.to_string()
+}
+
+/// Run `fill` on an encoder and return what it wrote as `bytes`. The
+/// buffer is the one the previous call left (no allocation per small term):
+/// taken out of its cell, so a nested call (from Python code run by this one)
+/// finds the cell empty and grows its own.
+pub(crate) fn with_spare<'py>(
+    py: Python<'py>,
+    fill: impl FnOnce(&mut Encoder<'_, 'py>) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = SPARE.get(py).take();
+    let mut encoder = Encoder { py, refs: refs(py)?, out };
+    let result = fill(&mut encoder).map(|()| PyBytes::new(py, &encoder.out));
+    let mut out = encoder.out;
+    if out.capacity() <= SPARE_MAX_BYTES {
+        out.clear();
+        SPARE.get(py).replace(out);
+    }
+    result
 }
 
 /// `encode_body(term, version)`: the encoding of `term`, after the 131
@@ -444,12 +519,12 @@ fn utf8<'a>(text: &'a Bound<'_, PyString>) -> Result<std::borrow::Cow<'a, str>, 
 #[pyfunction]
 #[pyo3(signature = (term, version=true))]
 pub fn encode_body<'py>(py: Python<'py>, term: &Bound<'py, PyAny>, version: bool) -> PyResult<Bound<'py, PyBytes>> {
-    let mut encoder = Encoder { py, refs: refs(py)?, out: Vec::with_capacity(64) };
-    if version {
-        encoder.out.push(131);
-    }
-    encoder.encode(term, 0)?;
-    Ok(PyBytes::new_bound(py, &encoder.out))
+    with_spare(py, |encoder| {
+        if version {
+            encoder.out.push(131);
+        }
+        encoder.encode(term, 0)
+    })
 }
 
 /// `encode(term, *, compressed=False)`: the external format of `term`.
@@ -463,19 +538,10 @@ pub fn encode<'py>(
     compressed: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     match compressed {
-        Some(level) if !level.is(&*PyBool::new_bound(py, false)) => {
-            let helper = py.import_bound("erldist.term.native")?.getattr("_encode_compressed")?;
+        Some(level) if !level.is(&*PyBool::new(py, false)) => {
+            let helper = py.import("erldist.term.native")?.getattr("_encode_compressed")?;
             helper.call1((term, level))
         }
         _ => Ok(encode_body(py, term, true)?.into_any()),
     }
-}
-
-/// Append the encoding of `term` (no version byte) to `out`; on error `out`
-/// may hold part of it, so callers drop `out` then.
-pub(crate) fn encode_append(py: Python<'_>, term: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
-    let mut encoder = Encoder { py, refs: refs(py)?, out: std::mem::take(out) };
-    let result = encoder.encode(term, 0);
-    *out = encoder.out;
-    result
 }

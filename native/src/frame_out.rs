@@ -7,23 +7,25 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::encode::encode_append;
+use crate::encode::{with_spare, Encoder};
 
-/// A frame under construction: four bytes for the length, then `head`.
-fn start(head: &[u8], guess: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + head.len() + guess);
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(head);
-    out
-}
-
-/// The frame as `bytes`, its length filled in. A frame too long for the
-/// four-byte length gets a wrong one: the caller checks the size and refuses
-/// it before writing anything (as the pure core does).
-fn finish<'py>(py: Python<'py>, mut out: Vec<u8>) -> Bound<'py, PyBytes> {
-    let length = u32::try_from(out.len() - 4).unwrap_or(u32::MAX);
-    out[..4].copy_from_slice(&length.to_be_bytes());
-    PyBytes::new_bound(py, &out)
+/// Write four bytes for the length, then `head`, then run `body`, then fill
+/// the length in. A frame too long for the four-byte length gets a wrong one:
+/// the caller checks the size and refuses it before writing anything (as the
+/// pure core does).
+fn framed<'py>(
+    py: Python<'py>,
+    head: &[u8],
+    body: impl FnOnce(&mut Encoder<'_, 'py>) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    with_spare(py, |encoder| {
+        encoder.out.extend_from_slice(&[0, 0, 0, 0]);
+        encoder.out.extend_from_slice(head);
+        body(encoder)?;
+        let length = u32::try_from(encoder.out.len() - 4).unwrap_or(u32::MAX);
+        encoder.out[..4].copy_from_slice(&length.to_be_bytes());
+        Ok(())
+    })
 }
 
 /// `frame(head, term)`: length ‖ head ‖ term. A control message without
@@ -31,9 +33,7 @@ fn finish<'py>(py: Python<'py>, mut out: Vec<u8>) -> Bound<'py, PyBytes> {
 /// along the same route (everything before its payload).
 #[pyfunction]
 pub fn frame<'py>(py: Python<'py>, head: &[u8], term: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = start(head, 64);
-    encode_append(py, term, &mut out)?;
-    Ok(finish(py, out))
+    framed(py, head, |encoder| encoder.encode(term, 0))
 }
 
 /// `frame_message(head, control, between, payload)`: length ‖ head ‖
@@ -47,9 +47,9 @@ pub fn frame_message<'py>(
     between: &[u8],
     payload: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let mut out = start(head, 112);
-    encode_append(py, control, &mut out)?;
-    out.extend_from_slice(between);
-    encode_append(py, payload, &mut out)?;
-    Ok(finish(py, out))
+    framed(py, head, |encoder| {
+        encoder.encode(control, 0)?;
+        encoder.out.extend_from_slice(between);
+        encoder.encode(payload, 0)
+    })
 }

@@ -39,8 +39,8 @@ static FRAMING: GILOnceCell<FramingRefs> = GILOnceCell::new();
 
 fn framing(py: Python<'_>) -> PyResult<&FramingRefs> {
     FRAMING.get_or_try_init(py, || {
-        let module = py.import_bound("erldist.protocol.framing")?;
-        let errors = py.import_bound("erldist.errors")?;
+        let module = py.import("erldist.protocol.framing")?;
+        let errors = py.import("erldist.errors")?;
         Ok(FramingRefs {
             no_payload: module.getattr("NO_PAYLOAD")?.unbind(),
             undecodable: module.getattr("UndecodableMessage")?.unbind(),
@@ -187,7 +187,7 @@ impl FrameDecoder {
         if let Some(reason) = &self.broken {
             return Err(self.remote_error(py, reason.clone())?);
         }
-        let out = PyList::empty_bound(py);
+        let out = PyList::empty(py);
         let fresh = data.as_bytes();
         let owned;
         let source: &[u8] = if self.pending.is_empty() {
@@ -208,7 +208,7 @@ impl FrameDecoder {
             spent = held.price;
             match self.finish(py, held) {
                 Ok(Outcome::Message(control, payload)) => out.append((control, payload))?,
-                Ok(Outcome::Undecodable(err)) => out.append(err.value_bound(py))?,
+                Ok(Outcome::Undecodable(err)) => out.append(err.value(py))?,
                 Ok(Outcome::Pending | Outcome::Held(_)) => unreachable!("a held message is decoded whole"),
                 Err(reason) => {
                     out.append(self.break_with(py, reason)?)?;
@@ -245,7 +245,7 @@ impl FrameDecoder {
                 }
                 Ok(Outcome::Message(control, payload)) => out.append((control, payload))?,
                 Ok(Outcome::Pending) => {}
-                Ok(Outcome::Undecodable(err)) => out.append(err.value_bound(py))?,
+                Ok(Outcome::Undecodable(err)) => out.append(err.value(py))?,
                 Err(reason) => {
                     out.append(self.break_with(py, reason)?)?;
                     return Ok(out);
@@ -261,7 +261,7 @@ impl FrameDecoder {
 impl FrameDecoder {
     fn remote_error(&self, py: Python<'_>, reason: String) -> PyResult<PyErr> {
         let exc = framing(py)?.remote_error.bind(py).call1((reason,))?;
-        Ok(PyErr::from_value_bound(exc))
+        Ok(PyErr::from_value(exc))
     }
 
     fn break_with<'py>(&mut self, py: Python<'py>, reason: String) -> PyResult<Bound<'py, PyAny>> {
@@ -270,7 +270,7 @@ impl FrameDecoder {
         self.held = None;
         self.sequences.clear();
         self.buffered = 0;
-        Ok(self.remote_error(py, reason)?.value_bound(py).clone().into_any())
+        Ok(self.remote_error(py, reason)?.value(py).clone().into_any())
     }
 
     /// One frame (never a tick); `Err` is a broken stream.
@@ -459,11 +459,11 @@ fn check_no_atom_cache(refs: u8) -> Result<(), String> {
 fn undecodable(py: Python<'_>, fail: Fail) -> PyErr {
     let cause = into_pyerr(py, fail);
     let build = || -> PyResult<PyErr> {
-        let cause_value = cause.value_bound(py);
+        let cause_value = cause.value(py);
         let message = format!("undecodable distribution message: {}", cause_value.str()?);
         let exc = framing(py)?.undecodable.bind(py).call1((message,))?;
         exc.setattr("__cause__", cause_value)?;
-        Ok(PyErr::from_value_bound(exc))
+        Ok(PyErr::from_value(exc))
     };
     match build() {
         Ok(err) => err,

@@ -5,13 +5,60 @@
 
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyString, PyType};
+use pyo3::types::{PyString, PyTuple, PyType};
+
+/// A frozen slots dataclass (`Pid`, `Port`, `Reference`) built without
+/// running its generated `__init__`, which is Python code setting each field
+/// through `object.__setattr__` (several thousand instructions a pid): the
+/// instance comes from `object.__new__` and each field is stored by its slot
+/// descriptor's `__set__`, the very store `__init__` makes. The result is the
+/// same object: same fields, so the same equality, hash and repr, and still
+/// frozen. The shortcut is taken only for a class it fits (fields in slots,
+/// no `__post_init__`); any other is called as usual.
+pub struct Record {
+    class: Py<PyAny>,
+    /// `object.__new__` and the field setters in `__init__`'s order.
+    fast: Option<(Py<PyAny>, Vec<Py<PyAny>>)>,
+}
+
+impl Record {
+    fn new(py: Python<'_>, class: &Bound<'_, PyAny>) -> PyResult<Record> {
+        let builtins = py.import("builtins")?;
+        let member = py.import("types")?.getattr("MemberDescriptorType")?;
+        let fields = py.import("dataclasses")?.call_method1("fields", (class,))?;
+        let mut setters = Vec::new();
+        let mut fits = !class.hasattr("__post_init__")?;
+        for field in fields.try_iter()? {
+            let name = field?.getattr("name")?;
+            let slot = class.getattr(name.downcast::<PyString>()?)?;
+            fits &= slot.get_type().is(&member);
+            setters.push(slot.getattr("__set__")?.unbind());
+        }
+        let object_new = builtins.getattr("object")?.getattr("__new__")?.unbind();
+        Ok(Record { class: class.clone().unbind(), fast: fits.then_some((object_new, setters)) })
+    }
+
+    /// An instance with these field values, in declaration order.
+    pub fn build<'py, const N: usize>(&self, py: Python<'py>, values: [PyObject; N]) -> PyResult<Bound<'py, PyAny>> {
+        let class = self.class.bind(py);
+        match &self.fast {
+            Some((object_new, setters)) if setters.len() == N => {
+                let instance = object_new.bind(py).call1((class,))?;
+                for (setter, value) in setters.iter().zip(values) {
+                    setter.bind(py).call1((&instance, value))?;
+                }
+                Ok(instance)
+            }
+            _ => class.call1(PyTuple::new(py, values)?),
+        }
+    }
+}
 
 pub struct Refs {
     pub atom: Py<PyType>,
-    pub pid: Py<PyAny>,
-    pub port: Py<PyAny>,
-    pub reference: Py<PyAny>,
+    pub pid: Record,
+    pub port: Record,
+    pub reference: Record,
     pub bit_binary: Py<PyAny>,
     pub export: Py<PyAny>,
     pub fun: Py<PyAny>,
@@ -66,16 +113,16 @@ static REFS: GILOnceCell<Refs> = GILOnceCell::new();
 
 pub fn refs(py: Python<'_>) -> PyResult<&'static Refs> {
     REFS.get_or_try_init(py, || {
-        let types = py.import_bound("erldist.term.types")?;
-        let errors = py.import_bound("erldist.errors")?;
-        let pure_decode = py.import_bound("erldist.term.decode")?;
-        let pure_encode = py.import_bound("erldist.term.encode")?;
-        let builtins = py.import_bound("builtins")?;
+        let types = py.import("erldist.term.types")?;
+        let errors = py.import("erldist.errors")?;
+        let pure_decode = py.import("erldist.term.decode")?;
+        let pure_encode = py.import("erldist.term.encode")?;
+        let builtins = py.import("builtins")?;
         let get = |name: &str| -> PyResult<Py<PyAny>> { Ok(types.getattr(name)?.unbind()) };
         let atom = types.getattr("Atom")?.downcast_into::<PyType>()?;
         let str_new = builtins.getattr("str")?.getattr("__new__")?;
         let make_atom = |text: &str| -> PyResult<Py<PyAny>> {
-            Ok(str_new.call1((&atom, PyString::new_bound(py, text)))?.unbind())
+            Ok(str_new.call1((&atom, PyString::new(py, text)))?.unbind())
         };
         let id = |name: &str| -> PyResult<usize> { Ok(types.getattr(name)?.as_ptr() as usize) };
         let builtin = |name: &str| -> PyResult<usize> { Ok(builtins.getattr(name)?.as_ptr() as usize) };
@@ -105,9 +152,9 @@ pub fn refs(py: Python<'_>) -> PyResult<&'static Refs> {
             types: type_ids,
             atom_true: make_atom("true")?,
             atom_false: make_atom("false")?,
-            pid: get("Pid")?,
-            port: get("Port")?,
-            reference: get("Reference")?,
+            pid: Record::new(py, &types.getattr("Pid")?)?,
+            port: Record::new(py, &types.getattr("Port")?)?,
+            reference: Record::new(py, &types.getattr("Reference")?)?,
             bit_binary: get("BitBinary")?,
             export: get("Export")?,
             fun: get("Fun")?,

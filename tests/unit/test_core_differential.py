@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erldist.errors import DecodeError
+from erldist.errors import DecodeError, EncodeError
 from erldist.protocol.flags import DFlag
 from erldist.protocol.frame_batch import FrameBatchDecoder
 from erldist.protocol.framing import DistEncoder
@@ -207,6 +207,8 @@ BAD_TERMS: list[Any] = [
     float("nan"),
     float("-inf"),
     str.__new__(Atom, "x" * 256),
+    str.__new__(Atom, "é" * 256),
+    str.__new__(Atom, "\ud800" * 256),
     Atom("\ud800"),
     "\udfff",
     Pid(Atom("a@h"), -1, 0, 0),
@@ -293,6 +295,106 @@ def test_dist_encoder_writes_what_the_pure_layout_says(flags: int) -> None:
     assert bytes(batch) == expected
 
 
+def test_lists_that_are_and_are_not_strings() -> None:
+    # STRING_EXT is decided item by item, stopping at the first misfit.
+    lists: list[Any] = [
+        [0, 255], [0, 256], [255, -1], [1, True], [1, 2**70], [2**70, 1], [1, 1.0],
+        [1, Atom("a")], [7] * 0xFFFF, [7] * 0x10000, list(range(0, 1000, 100)),
+    ]
+    for term in lists:
+        for form in (term, FrozenList(term), {FrozenList(term): term}):
+            assert native.encode_body(form, True) == pure_encode(form)
+
+
+def test_atoms_either_side_of_the_length_limits() -> None:
+    # The native encoder counts characters only when the UTF-8 passes 255 bytes.
+    for text in ("", "x" * 255, "é" * 127, "é" * 128, "é" * 255, "€" * 255, "x" * 254 + "é"):
+        for term in (Atom(text), Pid(Atom(text), 1, 2, 3)):
+            assert native.encode_body(term, True) == pure_encode(term)
+
+
+def test_encoding_after_errors_nested_calls_and_big_terms() -> None:
+    # The output buffer is kept between calls: nothing of a failed, nested
+    # or large encoding may leak into the next one.
+    class Reentrant(dict[Any, Any]):
+        def items(self) -> Any:
+            native.encode_body([Atom("inner")] * 100, True)
+            return super().items()
+
+    terms: list[Any] = [
+        (Atom("a"), 1),
+        b"x" * 100_000,
+        (Atom("b"), 2),
+        Reentrant({Atom("k"): [Atom("v"), b"w"]}),
+        (Atom("c"), 3),
+    ]
+    for term in terms:
+        assert native.encode_body(term, True) == pure_encode(term)
+        for bad in BAD_TERMS[:4]:
+            with pytest.raises(EncodeError):
+                native.encode_body((1, [2, bad]), True)
+        assert native.encode_body(term, False) == pure_encode(term)[1:]
+
+
+def test_decoding_after_errors_and_inside_compressed_terms() -> None:
+    # The decoder keeps its container stack between calls.
+    good = pure_encode([(Atom("a"), [1, 2, {Atom("k"): (3,)}])] * 3)
+    packed = pure_encode([good, [(Atom("z"),) * 40] * 20, good], compressed=9)
+    for data in (good, packed, good[:-3], good, packed[:-1], packed):
+        same_decode(data)
+
+
+def test_atom_table_tells_latin1_from_utf8() -> None:
+    latin1 = bytes([131, 100, 0, 1, 0xE9])  # ATOM_EXT: é
+    utf8_raw_same = bytes([131, 119, 1, 0xE9])  # the same byte as UTF-8: invalid
+    utf8 = bytes([131, 119, 2, 0xC3, 0xA9])  # SMALL_ATOM_UTF8_EXT: é
+    for data in (latin1, utf8_raw_same, utf8, latin1, utf8_raw_same):
+        same_decode(data)
+    # More atoms than the table has slots, each twice, in both encodings.
+    for name in [f"atom_{i}" for i in range(600)] * 2:
+        same_decode(pure_encode(Atom(name)))
+        raw = name.encode()
+        same_decode(bytes([131, 100, 0, len(raw), *raw]))
+
+
+IDENTIFIERS = [
+    pure_encode(Pid(Atom("a@h"), 1, 2, 3)),
+    pure_encode(Pid(Atom("node@host"), 2**32 - 1, 0, 2**32 - 1)),
+    bytes([131, 103, 119, 3, *b"a@h", 0, 0, 0, 1, 0, 0, 0, 2, 3]),  # PID_EXT
+    pure_encode(Reference(Atom("a@h"), 7, (1, 2, 3))),
+    pure_encode(Reference(Atom("a@h"), 7, (1, 2, 3, 4, 5))),
+    bytes([131, 114, 0, 1, 119, 3, *b"a@h", 2, 0, 0, 0, 9]),  # NEW_REFERENCE_EXT
+    bytes([131, 101, 119, 3, *b"a@h", 0, 0, 0, 9, 2]),  # REFERENCE_EXT
+    pure_encode(Port(Atom("a@h"), 5, 1)),
+    pure_encode(Port(Atom("a@h"), 2**40, 1)),
+    bytes([131, 102, 119, 3, *b"a@h", 0, 0, 0, 5, 1]),  # PORT_EXT
+]
+
+
+@pytest.mark.parametrize("data", IDENTIFIERS, ids=range(len(IDENTIFIERS)))
+def test_identifiers_built_natively_are_the_pure_ones(data: bytes) -> None:
+    import copy
+    import dataclasses
+
+    same_decode(data)
+    pure, built = pure_decode(data), native.decode(data)
+    assert type(built) is type(pure)
+    assert built == pure and pure == built
+    assert not built != pure  # noqa: SIM202 - __ne__ itself
+    assert hash(built) == hash(pure)
+    assert {pure: 1}[built] == 1
+    assert repr(built) == repr(pure)
+    assert dataclasses.astuple(built) == dataclasses.astuple(pure)
+    assert copy.copy(built) == copy.deepcopy(built) == pure
+    assert not hasattr(built, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.node = Atom("x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del built.node
+    if data[1] in (88, 89, 90):  # the current encodings come back byte for byte
+        assert native.encode_body(built, True) == data
+
+
 def test_subclasses_encode_as_their_base() -> None:
     import enum
     from collections import OrderedDict, namedtuple
@@ -306,7 +408,17 @@ def test_subclasses_encode_as_their_base() -> None:
     point = namedtuple("point", "x y")
     ordered: OrderedDict[Any, Any] = OrderedDict([(1, 2), (3, 4)])
     ordered.move_to_end(1)
-    for term in (Color.RED, Name("n"), point(1, 2), ordered, [True, 1], [1, 300], b"x" * 70000):
+    class Blob(bytes):
+        pass
+
+    class Buffer(bytearray):
+        pass
+
+    terms = (
+        Color.RED, Name("n"), Name("é" * 200), point(1, 2), ordered, [True, 1], [1, 300],
+        b"x" * 70000, Blob(b"blob"), Buffer(b"buf"), Pid(Name("a@h"), 1, 2, 3),
+    )
+    for term in terms:
         assert native.encode_body(term, True) == pure_encode(term)
 
 
