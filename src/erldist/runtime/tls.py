@@ -229,6 +229,30 @@ class _AlertingTls(sslproto.SSLProtocol):
     """
 
     max_size = 64 * 1024
+    #: Reading paused until the next loop turn (see ``buffer_updated``).
+    _yielding = False
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Take one socket read, then let the loop turn before the next.
+
+        asyncio's own loop reads once per turn; uvloop reads on while data
+        comes (libuv: up to 32 reads), so a flood put 44,000 messages in a
+        mailbox before its reader ran once, and the node spent more per
+        message. Reading resumes next turn unless the TLS layer paused it.
+        """
+        super().buffer_updated(nbytes)
+        transport = cast(asyncio.Transport | None, self._transport)
+        if (transport is None or self._yielding or transport.is_closing()
+                or getattr(self, "_ssl_reading_paused", False)):
+            return
+        self._yielding = True
+        transport.pause_reading()
+        self._loop.call_soon(self._read_on, transport)
+
+    def _read_on(self, transport: asyncio.Transport) -> None:
+        self._yielding = False
+        if not transport.is_closing() and not getattr(self, "_ssl_reading_paused", False):
+            transport.resume_reading()
 
     def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
         if handshake_exc is not None:
