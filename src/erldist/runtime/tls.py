@@ -13,11 +13,11 @@ SNI and checks the server certificate against it; the cookie handshake then
 runs inside TLS with a 4-byte length prefix on each message.
 
 Both roles open a plain TCP socket and then upgrade it to TLS themselves
-(``_secure``, asyncio's ``start_tls`` with one change: a refused handshake
-still sends its alert), so every refusal reaches this node as a typed
-``TlsError`` (with telemetry) instead of a line in asyncio's log, the peer
-learns why it was refused, and only a peer that completed TLS ever reaches
-the distribution handshake.
+(``_secure``, asyncio's ``start_tls`` with ``_AlertingTls``: a refused
+handshake still sends its alert, and reads are paced), so every refusal
+reaches this node as a typed ``TlsError`` (with telemetry) instead of a line
+in asyncio's log, the peer learns why it was refused, and only a peer that
+completed TLS ever reaches the distribution handshake.
 """
 
 from __future__ import annotations
