@@ -10,9 +10,11 @@ plain-TCP scenarios (cold connect, ping p50, one-way messages both ways).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from tests.support.tlscerts import Certs, make_certs
@@ -29,6 +31,12 @@ from erldist import Node, TlsSettings
 #: TLS certificates name this host; the nodes are NAME@localhost.
 TLS_HOST = "localhost"
 NO_TLS = "n/a: no TLS"
+
+
+def _cpu_seconds(os_pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{os_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _erl_args(certs: Certs) -> tuple[str, ...]:
@@ -68,6 +76,9 @@ async def tls(b: Bench) -> None:
                   target=Target(0.7), peer_note=NO_TLS)
     back = res.row("TLS messages/s, Erlang→Python", "1/s", lower_better=False,
                    target=Target(0.7), peer_note=NO_TLS)
+    # CPU per message of each blast, by who spent it: steadier than the rates on a
+    # shared machine, and it shows which side a throughput gap comes from.
+    cpu: dict[str, list[float]] = {"py_in": [], "erl_in": [], "erl_to_py": [], "erl_to_erl": []}
     box = py.process("bench_pysink", maxsize=plan.messages + 16)
     receiver = asyncio.get_running_loop().create_task(sink.serve(py, box))
     try:
@@ -84,11 +95,17 @@ async def tls(b: Bench) -> None:
             ping.erldist.append(_us(ours, 0.5))
             back_ping.erldist.append(_us(answered, 0.5))
             n = plan.messages
+            sender, erl_receiver = _cpu_seconds(a.os_pid), _cpu_seconds(bb.os_pid)
             erl_ns = await a.call(f"dist_bench:blast({{bench_sink, '{bb.name}'}}, {n}).")
+            cpu["erl_to_erl"].append((_cpu_seconds(a.os_pid) - sender) / n)
+            cpu["erl_in"].append((_cpu_seconds(bb.os_pid) - erl_receiver) / n)
             for row in (out, back):
                 row.erlang.append(n / (erl_ns / 1e9))
             out.erldist.append(n / await _py_blast(py, ("bench_sink", a.name), n))
+            sender, ours_before = _cpu_seconds(a.os_pid), time.process_time()
             back_ns = await a.call(f"dist_bench:blast({{bench_pysink, '{py.name}'}}, {n}).")
+            cpu["py_in"].append((time.process_time() - ours_before) / n)
+            cpu["erl_to_py"].append((_cpu_seconds(a.os_pid) - sender) / n)
             back.erldist.append(n / (back_ns / 1e9))
     finally:
         box.exit()
@@ -96,5 +113,15 @@ async def tls(b: Bench) -> None:
         await py.stop()
         a.stop()
         bb.stop()
+    res.notes.append(
+        "TLS blasts, CPU per message (µs, median over the runs; an erl node's figure "
+        "includes its schedulers' busy-waiting): received by the Python node "
+        f"{_per_message(cpu['py_in'])}, by the erl node {_per_message(cpu['erl_in'])}; sent "
+        f"by erl to Python {_per_message(cpu['erl_to_py'])}, to erl "
+        f"{_per_message(cpu['erl_to_erl'])}.")
     res.notes.append("TLS rows: mutual TLS 1.2 (OTP's inet_tls_dist default), ECDSA P-256 "
                      "certificates; Erlang→Erlang is OTP 25 over TLS whatever --otp says.")
+
+
+def _per_message(seconds: list[float]) -> str:
+    return f"{statistics.median(seconds) * 1e6:.2f}"

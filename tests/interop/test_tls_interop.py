@@ -241,6 +241,37 @@ async def test_tls_1_3_both_directions(
         await dialed.stop()
 
 
+async def test_a_full_mailbox_pauses_reading_through_tls(
+    epmd: EpmdProcess, certs: Certs, erl_nodes: list[ErlNode]
+) -> None:
+    """Erlang floods a small mailbox over TLS: the connection stops reading (the TLS
+    transport says so) while the mailbox is full, and every message arrives, in order,
+    once it drains; the link then carries on both ways."""
+    e = start_erl(erl_nodes, epmd, certs, ErlTls())
+    py = await start_py(epmd, settings(certs))
+    count = 50_000
+    try:
+        sink = py.process("tls_sink", maxsize=200)
+        assert await py.ping(e.name)
+        blast = asyncio.ensure_future(erl(
+            e, f"[{{tls_sink, '{py.name}'}} ! {{seq, I, <<\"hello\">>}} "
+               f"|| I <- lists:seq(1, {count})], done.", 120))
+        conn = py.connection(e.name)
+        assert conn is not None and conn.transport is not None
+        transport = conn.transport
+        await wait_for(lambda: sink.mailbox.full and not transport.is_reading(), 30,
+                       "a full mailbox pausing the TLS transport")
+        for i in range(1, count + 1):
+            assert await sink.receive(60) == (Atom("seq"), i, b"hello")
+        assert await blast == "done"
+        assert conn.pauses > 0 and conn.dropped == 0 and sink.mailbox.dropped == 0
+        assert transport.is_reading() and py.connection(e.name) is conn
+        await py.send(("tester", e.name), Atom("after_the_flood"))
+        assert await erl(e, "receive after_the_flood -> ok after 10000 -> timeout end.") == "ok"
+    finally:
+        await py.stop()
+
+
 async def test_python_to_python_over_tls(epmd: EpmdProcess, certs: Certs) -> None:
     a = await start_py(epmd, settings(certs))
     b = await start_py(epmd, settings(certs, "other", versions=("tlsv1.2", "tlsv1.3")))
