@@ -239,10 +239,13 @@ class _AlertingTls(sslproto.SSLProtocol):
         comes (libuv: up to 32 reads), so a flood put 44,000 messages in a
         mailbox before its reader ran once, and the node spent more per
         message. Reading resumes next turn unless the TLS layer paused it.
+        Only a read that filled the buffer pauses: a shorter one emptied the
+        socket, and a lone request (a ping) then pays no pause and no resume.
         """
         super().buffer_updated(nbytes)
         transport = cast(asyncio.Transport | None, self._transport)
-        if (transport is None or self._yielding or transport.is_closing()
+        if (nbytes < self.max_size or transport is None or self._yielding
+                or transport.is_closing()
                 or getattr(self, "_ssl_reading_paused", False)):
             return
         self._yielding = True
