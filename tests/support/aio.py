@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -14,8 +16,16 @@ T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 180.0) -> T:
-    """Run a test coroutine with an outer deadline, so no test can hang CI."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    """Run a test coroutine with an outer deadline, so no test can hang CI.
+
+    ``ERLDIST_TEST_LOOP=uvloop`` runs it on uvloop (the optional extra), so
+    the suite's uvloop pass covers the asyncio API, not only the sync facade.
+    """
+    factory = None
+    if os.environ.get("ERLDIST_TEST_LOOP") == "uvloop":
+        factory = importlib.import_module("uvloop").new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(asyncio.wait_for(coro, timeout))
 
 
 async def wait_for(

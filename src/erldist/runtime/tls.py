@@ -13,7 +13,7 @@ SNI and checks the server certificate against it; the cookie handshake then
 runs inside TLS with a 4-byte length prefix on each message.
 
 Both roles open a plain TCP socket and then upgrade it to TLS themselves
-(``_secure``, asyncio's ``start_tls`` with ``_AlertingTls``: a refused
+(``_Upgrade``, asyncio's ``start_tls`` with ``_AlertingTls``: a refused
 handshake still sends its alert, and reads are paced), so every refusal
 reaches this node as a typed ``TlsError`` (with telemetry) instead of a line
 in asyncio's log, the peer learns why it was refused, and only a peer that
@@ -349,28 +349,39 @@ class _Feed(asyncio.BufferedProtocol):
         self._protocol.resume_writing()
 
 
-async def _secure(plain: asyncio.Transport, context: ssl.SSLContext, *, server_side: bool,
-                  server_hostname: str | None, timeout: float) -> tuple[asyncio.Transport, _Relay]:
-    """``loop.start_tls`` with ``_AlertingTls``: the TLS transport, and what it read so far."""
-    loop = asyncio.get_running_loop()
-    relay = _Relay()
-    waiter: asyncio.Future[None] = loop.create_future()
-    # typeshed says int; asyncio takes any number of seconds.
-    layer = _AlertingTls(loop, relay, context, waiter, server_side, server_hostname,
-                         call_connection_made=False,
-                         ssl_handshake_timeout=timeout)  # type: ignore[arg-type]
-    plain.pause_reading()  # not one byte may reach the old protocol instead of TLS
-    plain.set_protocol(layer)
-    made = loop.call_soon(layer.connection_made, plain)
-    resumed = loop.call_soon(plain.resume_reading)
-    try:
-        await waiter
-    except BaseException:
-        made.cancel()
-        resumed.cancel()
-        plain.abort()
-        raise
-    return layer._app_transport, relay
+class _Upgrade:
+    """A plain socket being upgraded: the TLS layer already under it, the handshake running.
+
+    The layer takes the socket's protocol at once, in the same callback that
+    asks for it: uvloop starts reading an accepted connection after its
+    ``connection_made`` returns, whatever that asked (a ``pause_reading``
+    there is lost), so a peer's first bytes must find the layer already in
+    place, never the plain protocol before it (a dialing plain-TCP node's
+    name, read and dropped there, left the TLS layer waiting in silence).
+    """
+
+    def __init__(self, plain: asyncio.Transport, context: ssl.SSLContext, *,
+                 server_side: bool, server_hostname: str | None, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.plain = plain
+        self.relay = _Relay()
+        self._waiter: asyncio.Future[None] = loop.create_future()
+        # typeshed says int; asyncio takes any number of seconds.
+        self._layer = _AlertingTls(loop, self.relay, context, self._waiter, server_side,
+                                   server_hostname, call_connection_made=False,
+                                   ssl_handshake_timeout=timeout)  # type: ignore[arg-type]
+        plain.set_protocol(self._layer)
+        self._layer.connection_made(plain)
+        plain.resume_reading()  # a dial's socket was held by its first protocol
+
+    async def done(self) -> tuple[asyncio.Transport, _Relay]:
+        """The TLS transport once the handshake completed, and what it read so far."""
+        try:
+            await self._waiter
+        except BaseException:
+            self.plain.abort()
+            raise
+        return self._layer._app_transport, self.relay
 
 
 async def dial(contexts: TlsContexts, host: str, port: int, timeout: float,
@@ -383,8 +394,8 @@ async def dial(contexts: TlsContexts, host: str, port: int, timeout: float,
     loop = asyncio.get_running_loop()
     plain, _ = await loop.create_connection(_Relay, host, port)
     try:
-        secure, relay = await _secure(plain, contexts.client, server_side=False,
-                                      server_hostname=host, timeout=timeout)
+        secure, relay = await _Upgrade(plain, contexts.client, server_side=False,
+                                       server_hostname=host, timeout=timeout).done()
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -410,26 +421,23 @@ class TlsListener(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         plain = cast(asyncio.Transport, transport)
-        plain.pause_reading()
         contexts = self._contexts
         if len(contexts.handshakes) >= MAX_TLS_HANDSHAKES:
             log.warning("%d TLS handshakes in progress: refusing a new connection",
                         MAX_TLS_HANDSHAKES)
             plain.abort()
             return
-        task = asyncio.get_running_loop().create_task(self._upgrade(plain))
+        upgrade = _Upgrade(plain, contexts.server, server_side=True, server_hostname=None,
+                           timeout=self._timeout)
+        task = asyncio.get_running_loop().create_task(self._upgrade(upgrade))
         contexts.handshakes.add(task)
         task.add_done_callback(contexts.handshakes.discard)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """The peer left before the upgrade began; the upgrade reports it."""
-
-    async def _upgrade(self, plain: asyncio.Transport) -> None:
-        peername = plain.get_extra_info("peername")
+    async def _upgrade(self, upgrade: _Upgrade) -> None:
+        peername = upgrade.plain.get_extra_info("peername")
         address = str(peername[0]) if peername else "?"
         try:
-            secure, relay = await _secure(plain, self._contexts.server, server_side=True,
-                                          server_hostname=None, timeout=self._timeout)
+            secure, relay = await upgrade.done()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure is refused and reported, none escapes
