@@ -541,8 +541,7 @@ class Router:
         proc = self.lookup(signal.target)
         if proc is not None:
             proc.state.watchers.pop(signal.ref, None)
-            if self._end_when_unwatched:
-                self._maybe_unwatched(proc)
+            self._maybe_unwatched(proc)
 
     def end_when_unwatched(self, proc: Process) -> None:
         """End ``proc`` (reason ``abandoned``) once its last watcher demonitors or
