@@ -8,7 +8,9 @@ process between two markers around each loop: ``net_adm:ping``-style pings,
 ``gen_server`` calls (with their monitor) to ``net_kernel``,
 messages sent to a registered Erlang process, messages an Erlang process
 sends to a Python mailbox, and ``net_adm:ping`` of the Python node from
-Erlang. Run: ``python -m bench.instructions``.
+Erlang. The node does not busy-wait (``busy_wait=0``): the loop turns it
+spends polling depend on timing, and would be counted as work. Run:
+``python -m bench.instructions``.
 """
 
 from __future__ import annotations
@@ -56,10 +58,13 @@ def _marker() -> None:
 
 async def _child() -> None:
     from erldist import Atom, Node, core_name
+    from erldist.config import Config
 
     cookie = secrets.token_hex(8)
     epmd_port = _free_port()
-    node = await Node.start("cgpy@127.0.0.1", cookie, epmd_port=epmd_port)
+    # No busy waiting: its polling turns would be counted as work, and vary with timing.
+    node = await Node.start("cgpy@127.0.0.1", cookie, epmd_port=epmd_port,
+                            config=Config(busy_wait=0))
     env = {**os.environ, "ERL_EPMD_PORT": str(epmd_port)}
     erl = subprocess.Popen(
         ["erl", "-name", "cgerl@127.0.0.1", "-setcookie", cookie, "-start_epmd", "false",

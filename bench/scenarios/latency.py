@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from bench import peers
+from bench.procs import cpu_seconds
 from bench.scenarios import Bench
 from bench.stats import percentile
 from bench.table import Target
@@ -28,10 +32,16 @@ async def ping(b: Bench) -> None:
     p99 = res.row("ping p99, Python→Erlang", "µs")
     back50 = res.row("ping p50, Erlang→Python", "µs", target=Target(1.3), peer_note=NO_LISTENER)
     back99 = res.row("ping p99, Erlang→Python", "µs", peer_note=NO_LISTENER)
+    # CPU per round trip, pinger's and pinged's: what each side's busy waiting
+    # (erl's schedulers by default, erldist's ``busy_wait``) spends for its latency.
+    cpu: dict[str, list[tuple[float, float]]] = {"erl": [], "py": [], "back": []}
     for _ in range(b.plan.reps):
-        erl = await c.a.call(f"dist_bench:ping_times('{c.b.name}', {n}).")
-        ours = await asyncio.wait_for(_py_pings(c.py, c.a.name, n), 300)
-        back = await c.a.call(f"dist_bench:ping_times('{c.py.name}', {n}).")
+        with _cpu_per_op(cpu["erl"], c.a.os_pid, c.b.os_pid, n):
+            erl = await c.a.call(f"dist_bench:ping_times('{c.b.name}', {n}).")
+        with _cpu_per_op(cpu["py"], None, c.a.os_pid, n):
+            ours = await asyncio.wait_for(_py_pings(c.py, c.a.name, n), 300)
+        with _cpu_per_op(cpu["back"], c.a.os_pid, None, n):
+            back = await c.a.call(f"dist_bench:ping_times('{c.py.name}', {n}).")
         peer = (await peers.run("ping", c.a.name, c.epmd.port, n))["times"]
         for q, row, rev in ((0.5, p50, back50), (0.99, p99, back99)):
             row.erlang.append(_us(erl, q))
@@ -39,6 +49,31 @@ async def ping(b: Bench) -> None:
             row.erldist.append(_us(ours, q))
             rev.erldist.append(_us(back, q))
             row.peer.append(_us(peer, q))
+    res.notes.append(
+        "Ping, CPU per round trip (µs of user + system time, pinger + pinged, median over "
+        "the runs; each side's figure includes its busy waiting: erl's schedulers' by "
+        f"default, erldist's `busy_wait` of {c.py.config.busy_wait * 1e6:g} µs): "
+        f"Erlang→Erlang {_cpu_pair(cpu['erl'])}, Python→Erlang {_cpu_pair(cpu['py'])}, "
+        f"Erlang→Python {_cpu_pair(cpu['back'])}.")
+
+
+@contextlib.contextmanager
+def _cpu_per_op(into: list[tuple[float, float]], pinger: int | None, pinged: int | None,
+                ops: int) -> Iterator[None]:
+    """Appends (pinger's, pinged's) CPU seconds per operation; None is this process."""
+
+    def now(os_pid: int | None) -> float:
+        return time.process_time() if os_pid is None else cpu_seconds(os_pid)
+
+    start = (now(pinger), now(pinged))
+    yield
+    into.append(((now(pinger) - start[0]) / ops, (now(pinged) - start[1]) / ops))
+
+
+def _cpu_pair(runs: list[tuple[float, float]]) -> str:
+    pinger = statistics.median(r[0] for r in runs) * 1e6
+    pinged = statistics.median(r[1] for r in runs) * 1e6
+    return f"{pinger:.0f} + {pinged:.0f}"
 
 
 async def _py_pings(node: Node, peer: str, count: int) -> list[int]:

@@ -10,7 +10,6 @@ plain-TCP scenarios (cold connect, ping p50, one-way messages both ways).
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import statistics
 import tempfile
@@ -21,6 +20,7 @@ from tests.support.tlscerts import Certs, make_certs
 
 from bench import sink
 from bench.cluster import COOKIE, Erl, unique
+from bench.procs import cpu_seconds
 from bench.scenarios import Bench
 from bench.scenarios.connect import _py_connects
 from bench.scenarios.latency import _py_pings, _us
@@ -31,12 +31,6 @@ from erldist import Node, TlsSettings
 #: TLS certificates name this host; the nodes are NAME@localhost.
 TLS_HOST = "localhost"
 NO_TLS = "n/a: no TLS"
-
-
-def _cpu_seconds(os_pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from ``/proc``."""
-    fields = Path(f"/proc/{os_pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _erl_args(certs: Certs) -> tuple[str, ...]:
@@ -95,17 +89,17 @@ async def tls(b: Bench) -> None:
             ping.erldist.append(_us(ours, 0.5))
             back_ping.erldist.append(_us(answered, 0.5))
             n = plan.messages
-            sender, erl_receiver = _cpu_seconds(a.os_pid), _cpu_seconds(bb.os_pid)
+            sender, erl_receiver = cpu_seconds(a.os_pid), cpu_seconds(bb.os_pid)
             erl_ns = await a.call(f"dist_bench:blast({{bench_sink, '{bb.name}'}}, {n}).")
-            cpu["erl_to_erl"].append((_cpu_seconds(a.os_pid) - sender) / n)
-            cpu["erl_in"].append((_cpu_seconds(bb.os_pid) - erl_receiver) / n)
+            cpu["erl_to_erl"].append((cpu_seconds(a.os_pid) - sender) / n)
+            cpu["erl_in"].append((cpu_seconds(bb.os_pid) - erl_receiver) / n)
             for row in (out, back):
                 row.erlang.append(n / (erl_ns / 1e9))
             out.erldist.append(n / await _py_blast(py, ("bench_sink", a.name), n))
-            sender, ours_before = _cpu_seconds(a.os_pid), time.process_time()
+            sender, ours_before = cpu_seconds(a.os_pid), time.process_time()
             back_ns = await a.call(f"dist_bench:blast({{bench_pysink, '{py.name}'}}, {n}).")
             cpu["py_in"].append((time.process_time() - ours_before) / n)
-            cpu["erl_to_py"].append((_cpu_seconds(a.os_pid) - sender) / n)
+            cpu["erl_to_py"].append((cpu_seconds(a.os_pid) - sender) / n)
             back.erldist.append(n / (back_ns / 1e9))
     finally:
         box.exit()

@@ -59,7 +59,11 @@ __all__ = [
 _RANGES: dict[str, tuple[float, float]] = {
     "net_ticktime": (1.0, 3600.0),
     "max_message_bytes": (1.0, 0xFFFFFFFF),
+    # Past 10 ms a spin saves nothing a sleep would cost, and burns a core.
+    "busy_wait": (0.0, 0.01),
 }
+#: Fields where 0 means "off" rather than an invalid time.
+_MAY_BE_ZERO = frozenset({"busy_wait"})
 _OVERFLOW = ("block", "drop")
 
 #: Safety limits: once a node has started they may be lowered, never raised.
@@ -88,7 +92,7 @@ class Config:
 
     Each field's type is its default's type: ``int`` fields take ints >= 1
     (``bool`` is refused), ``float`` fields take finite numbers > 0 (ints are
-    converted).
+    converted; ``busy_wait`` also takes 0, "off").
     """
 
     #: Fresh node-name/cookie atoms this process may intern over its lifetime
@@ -106,6 +110,11 @@ class Config:
     net_ticktime: float = 60.0
     #: Budget for one ``ping``.
     ping_timeout: float = 8.0
+    #: Seconds the event loop keeps polling, instead of sleeping, after a
+    #: connection read or wrote: a reply is then read as it lands, not after a
+    #: thread wake-up (the BEAM's schedulers do the same, ``erl +sbwt``).
+    #: Costs up to this much of a core after each burst; 0 turns it off.
+    busy_wait: float = 0.0002
     #: Largest message (one frame, or one reassembled fragmented message) a peer
     #: may send; a larger one closes the connection.
     max_message_bytes: int = DEFAULT_MAX_FRAME
@@ -192,8 +201,9 @@ def _checked(name: str, default: object, value: object) -> int | float:
         seconds = float(value)
     except OverflowError:
         raise invalid("must be finite, got an int too large for a float") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise invalid(f"must be a finite number > 0, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and name not in _MAY_BE_ZERO):
+        least = ">= 0" if name in _MAY_BE_ZERO else "> 0"
+        raise invalid(f"must be a finite number {least}, got {value!r}")
     low, high = _RANGES.get(name, (0.0, math.inf))
     if not low <= seconds <= high:
         raise invalid(f"must be within {low:g}..{high:g} seconds, got {value!r}")

@@ -195,3 +195,32 @@ def test_events_streams_visible_peers_and_ends_with_the_node(epmd: EpmdProcess) 
         ]
 
     run(body())
+
+
+@pytest.mark.parametrize("window", [0.01, 0.0])
+def test_busy_waiting_follows_traffic_and_ends_when_it_stops(
+    epmd: EpmdProcess, window: float
+) -> None:
+    erl = ErlNode("25", name=fresh(), cookie=COOKIE, epmd_port=epmd.port)
+    try:
+        async def body() -> None:
+            node = await start(epmd, Config(busy_wait=window))
+            busy = node.peers.busy_wait
+            try:
+                assert await node.ping(erl.name)  # the reply was read just now
+                assert busy.spinning is (window > 0)
+                await wait_for(lambda: not busy.spinning, what="an idle node to stop polling")
+                # The peer's traffic alone (it pings us) wakes the spinner, too.
+                before = busy.spins
+                assert await asyncio.to_thread(erl.eval,
+                                               f"net_adm:ping('{node.name}').") == "pong"
+                assert busy.spins > before if window else busy.spins == 0
+                await wait_for(lambda: not busy.spinning, what="the node to go idle again")
+            finally:
+                await node.stop()
+            busy.touch()  # a stopped node never spins again
+            assert not busy.spinning
+
+        run(body())
+    finally:
+        erl.stop()

@@ -61,8 +61,9 @@ def test_defaults_are_the_documented_ones() -> None:
     assert cfg.default_init_timeout == 5.0
     assert cfg.conflict_resolver_timeout == 1.0
     assert cfg.tls is None  # plain TCP
+    assert cfg.busy_wait == 0.0002
     assert {f.name for f in dataclasses.fields(Config)} == set(
-        INT_FIELDS + FLOAT_FIELDS + ["decode_limits", "mailbox_overflow", "tls"])
+        INT_FIELDS + FLOAT_FIELDS + ["decode_limits", "mailbox_overflow", "tls", "busy_wait"])
 
 
 def test_limits_and_policies_are_checked() -> None:
@@ -173,6 +174,27 @@ def test_int_fields_are_validated(field: str, value: object, message: str) -> No
 )
 def test_float_fields_are_validated(field: str, value: object, message: str) -> None:
     assert configure_error(**{field: value}).startswith(f"Invalid config value: {field} {message}")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "must be a number of seconds, not bool"),
+        ("0", "must be a number of seconds, not str"),
+        (-1e-6, "must be a finite number >= 0, got -1e-06"),
+        (math.nan, "must be a finite number >= 0, got nan"),
+        (math.inf, "must be a finite number >= 0, got inf"),
+        (0.011, "must be within 0..0.01 seconds, got 0.011"),
+        (1, "must be within 0..0.01 seconds, got 1"),
+    ],
+)
+def test_busy_wait_is_validated(value: object, message: str) -> None:
+    assert configure_error(busy_wait=value) == f"Invalid config value: busy_wait {message}"
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 1e-6, 0.01])
+def test_busy_wait_takes_zero_for_off_and_up_to_ten_milliseconds(value: float) -> None:
+    assert config.configure(busy_wait=value).busy_wait == float(value)
 
 
 @pytest.mark.parametrize("value", [0.5, 3600.5, 86_400])

@@ -38,6 +38,7 @@ from erldist.protocol.handshake import (
     StatusRequired,
     Step,
 )
+from erldist.runtime.busy_wait import BusyWait
 from erldist.term import Atom, Pid, Reference, encode
 
 log = logging.getLogger("erldist.connection")
@@ -147,6 +148,11 @@ class ConnectionOwner(Protocol):
         called as ``on_signal(signal, conn)``."""
         ...
 
+    @property
+    def busy_wait(self) -> BusyWait:
+        """The node's spinner, told of every read and write (see ``busy_wait``)."""
+        ...
+
 
 class Connection(asyncio.Protocol):
     """A peer link, from TCP accept/connect to close."""
@@ -160,6 +166,7 @@ class Connection(asyncio.Protocol):
     ) -> None:
         self.owner = owner
         self.loop = asyncio.get_running_loop()
+        self._touch = owner.busy_wait.touch
         self._machine: Initiator | Acceptor | None = machine
         #: Kept after the handshake ends, so the node can read its recv_status.
         self.initiator = machine if isinstance(machine, Initiator) else None
@@ -224,10 +231,12 @@ class Connection(asyncio.Protocol):
         if self._aborted:
             self.transport.abort()  # aborted before its socket was handed over
             return
+        self._touch()
         self._arm_handshake_deadline()
         self._pump()
 
     def data_received(self, data: bytes) -> None:
+        self._touch()
         self._read_since_tick = True
         self._batching = False
         if not self.heard:
@@ -313,6 +322,7 @@ class Connection(asyncio.Protocol):
         while True:
             out = machine.data_to_send()
             if out:
+                self._touch()
                 self.transport.write(out)
             event = machine.next_event()
             if event is None:
@@ -604,6 +614,7 @@ class Connection(asyncio.Protocol):
 
     def _write(self) -> None:
         if self._out and self.transport is not None and not self.transport.is_closing():
+            self._touch()
             self.transport.write(bytes(self._out))
             self._wrote = True
         self._out.clear()

@@ -34,6 +34,7 @@ from erldist.protocol.handshake import (
 )
 from erldist.protocol.signals import Signal
 from erldist.runtime import epmd_client, tls
+from erldist.runtime.busy_wait import BusyWait
 from erldist.runtime.connection import Connection
 
 __all__ = ["MAX_HANDSHAKES", "Identity", "Peer", "PeerState", "Peers"]
@@ -113,6 +114,8 @@ class Peers:
         self.evicted = 0
         self._evictions_log = _RateLimited(log, 10.0)
         self.accepting = False
+        #: Keeps the loop polling a moment after each read and write (``Config.busy_wait``).
+        self.busy_wait = BusyWait(self.loop, lambda: self.config.busy_wait)
 
     @property
     def config(self) -> Config:
@@ -302,10 +305,12 @@ class Peers:
         ident = self.identity
         try:
             deadline = self.loop.time() + self.config.connect_timeout
+            self.busy_wait.touch()  # EPMD's answer, then the peer's, are a moment away
             address = await epmd_client.port_please(
                 peer.alive, peer.host, epmd_port=self._epmd_port(),
                 timeout=self.config.connect_timeout,
             )
+            self.busy_wait.touch()
             if address is None:
                 raise ConnectFailed(f"{peer.alive} is not registered on {peer.host}")
             machine = Initiator(local_name=ident.name_str, peer_name=key, cookie=ident.cookie,
@@ -384,6 +389,7 @@ class Peers:
     async def close(self) -> None:
         """Stop every attempt and close every connection; wait (bounded) for them."""
         self.accepting = False
+        self.busy_wait.close()
         for record in list(self._peers.values()):
             if record.state is PeerState.PENDING:
                 if record.dial is not None:
