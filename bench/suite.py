@@ -28,7 +28,7 @@ from bench.scenarios.memory import memory
 from bench.scenarios.messages import messages
 from bench.scenarios.tls import tls
 from bench.table import Results, render
-from erldist import core_name
+from erldist import config, core_name
 
 SCENARIOS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "ping": ping, "calls": calls, "rpc": rpcs, "messages": messages, "connect": cold_connect,
@@ -48,6 +48,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="the OTP release of the erl nodes (28: from .tools-venv)")
     parser.add_argument("--uvloop", action="store_true",
                         help="run the Python nodes on uvloop instead of asyncio's own loop")
+    parser.add_argument("--busy-wait", type=float, metavar="SECONDS",
+                        help="Config.busy_wait of the Python nodes in this process "
+                             "(default: erldist's; 0: off)")
     parser.add_argument("--only", nargs="+", choices=sorted(SCENARIOS), metavar="SCENARIO",
                         help=f"run only these ({', '.join(SCENARIOS)})")
     return parser.parse_args(argv)
@@ -86,6 +89,8 @@ async def _run(ns: argparse.Namespace, reaper: Reaper) -> str:
 
 async def _scenarios(ns: argparse.Namespace, plan: Plan, reaper: Reaper) -> str:
     chosen = ns.only or list(SCENARIOS)
+    if ns.busy_wait is not None:
+        config.configure(busy_wait=ns.busy_wait)  # every Python node here follows it
     started = time.monotonic()
     load_before = _load()
     print("bench: starting EPMD, erl nodes and Python peers", file=sys.stderr)
@@ -105,7 +110,8 @@ async def _scenarios(ns: argparse.Namespace, plan: Plan, reaper: Reaper) -> str:
         await host.stop()
     await cluster.stop()
     flags = [f for f, on in (("--quick", ns.quick), ("--uvloop", ns.uvloop),
-                             (f"--otp {ns.otp}", ns.otp != "25")) if on]
+                             (f"--otp {ns.otp}", ns.otp != "25"),
+                             (f"--busy-wait {ns.busy_wait}", ns.busy_wait is not None)) if on]
     command = " ".join(["python -m bench", *flags])
     loop = f"uvloop {peers.version('uvloop')}" if ns.uvloop else "asyncio's own"
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -115,7 +121,8 @@ async def _scenarios(ns: argparse.Namespace, plan: Plan, reaper: Reaper) -> str:
         f"machine: {_machine()}; load average {load_before} before, {_load()} after",
         f"Erlang/OTP {otp} (erts defaults, connect_all false); Python "
         f"{platform.python_version()}, {loop} event loop; "
-        f"erldist {_commit()} ({core_name()} core); "
+        f"erldist {_commit()} ({core_name()} core, busy_wait "
+        f"{config.get().busy_wait * 1e6:g} µs); "
         f"{peers.PEER} {peers.version(peers.PEER)}",
         f"runs: {plan.reps} per figure, each figure median [min-max] over the runs; "
         f"{plan.pings} pings, {plan.calls} calls (32 callers: {plan.calls_each_of_32} each), "
