@@ -231,12 +231,10 @@ class Connection(asyncio.Protocol):
         if self._aborted:
             self.transport.abort()  # aborted before its socket was handed over
             return
-        self._touch()
         self._arm_handshake_deadline()
         self._pump()
 
     def data_received(self, data: bytes) -> None:
-        self._touch()
         self._read_since_tick = True
         self._batching = False
         if not self.heard:
@@ -322,7 +320,6 @@ class Connection(asyncio.Protocol):
         while True:
             out = machine.data_to_send()
             if out:
-                self._touch()
                 self.transport.write(out)
             event = machine.next_event()
             if event is None:
@@ -386,6 +383,7 @@ class Connection(asyncio.Protocol):
     # --- connected phase -------------------------------------------------------------
 
     def _receive_frames(self, data: bytes) -> None:
+        self._touch()
         if self._holds:
             self._raw.append(data)  # reading is paused; this was read before it was
             return
