@@ -99,6 +99,7 @@ ERLDIST_CORE=native .venv/bin/python -m pytest -q tests/unit/test_event_loop.py 
 echo "== pytest (uvloop under the asyncio API: processes, calls, EPMD, TLS)"
 ERLDIST_TEST_LOOP=uvloop ERLDIST_CORE=native .venv/bin/python -m pytest -q \
   tests/interop/test_process_interop.py tests/unit/test_calls.py \
-  tests/unit/test_epmd_server.py tests/interop/test_tls_interop.py tests/unit/test_busy_wait.py
+  tests/unit/test_epmd_server.py tests/interop/test_tls_interop.py tests/unit/test_busy_wait.py \
+  tests/unit/test_tcp.py
 echo "== fuzz: every target, fixed seed, short (python -m fuzz --help for long runs)"
 .venv/bin/python -m fuzz ci

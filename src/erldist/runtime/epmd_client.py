@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from erldist.errors import EpmdError
 from erldist.protocol.epmd import (
@@ -46,6 +45,7 @@ from erldist.protocol.epmd import (
     ResponseReader,
     encode_request,
 )
+from erldist.runtime import tcp
 
 __all__ = [
     "DEFAULT_EPMD_PORT",
@@ -179,7 +179,7 @@ async def _ask(host: str, epmd_port: int, request: Request,
     try:
         async with asyncio.timeout(timeout):
             try:
-                sock = await _connect(loop, host, epmd_port)
+                sock = await tcp.connect(loop, host, epmd_port)
             except OSError as exc:
                 raise EpmdError("unavailable", f"no EPMD at {where}: {_oserror(exc)}") from exc
             parser = ResponseReader(request)
@@ -206,34 +206,6 @@ async def _ask(host: str, epmd_port: int, request: Request,
                             f"no answer from EPMD at {where} within {timeout:g} s") from None
         raise
     return response, sock
-
-
-async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-    """A connected non-blocking socket to ``host``: an address as it is, a name through
-    the resolver (each of its addresses in turn, as ``create_connection`` does)."""
-    targets: list[tuple[int, Any]]
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        targets = [(family, address) for family, _, _, _, address in found]
-    else:
-        targets = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (host, port))]
-    error: OSError = OSError(f"{host} has no address")
-    for family, address in targets:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, address)
-        except OSError as exc:
-            sock.close()
-            error = exc
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    raise error
 
 
 def _oserror(exc: OSError) -> str:

@@ -33,7 +33,7 @@ from erldist.protocol.handshake import (
     Initiator,
 )
 from erldist.protocol.signals import Signal
-from erldist.runtime import epmd_client, tls
+from erldist.runtime import epmd_client, tcp, tls
 from erldist.runtime.busy_wait import BusyWait
 from erldist.runtime.connection import Connection
 
@@ -305,12 +305,10 @@ class Peers:
         ident = self.identity
         try:
             deadline = self.loop.time() + self.config.connect_timeout
-            self.busy_wait.touch()  # EPMD's answer, then the peer's, are a moment away
             address = await epmd_client.port_please(
                 peer.alive, peer.host, epmd_port=self._epmd_port(),
                 timeout=self.config.connect_timeout,
             )
-            self.busy_wait.touch()
             if address is None:
                 raise ConnectFailed(f"{peer.alive} is not registered on {peer.host}")
             machine = Initiator(local_name=ident.name_str, peer_name=key, cookie=ident.cookie,
@@ -320,9 +318,14 @@ class Peers:
             remaining = max(0.1, deadline - self.loop.time())
             async with asyncio.timeout(remaining):
                 if self.tls is None:
-                    _, conn = await self.loop.create_connection(
-                        lambda: self._dialing(record, machine), peer.host, address.port
-                    )
+                    sock = await tcp.connect(self.loop, peer.host, address.port)
+                    try:
+                        _, conn = await self.loop.create_connection(
+                            lambda: self._dialing(record, machine), sock=sock
+                        )
+                    except BaseException:
+                        sock.close()  # (a no-op once a transport owns it and closed it)
+                        raise
                 else:
                     conn = await self._dial_tls(machine, peer, address.port, remaining, record)
             await conn.established
