@@ -19,7 +19,7 @@ async def _spin_ends(busy: BusyWait) -> float:
 def test_a_touch_keeps_the_loop_polling_for_the_window_then_stops() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        busy = BusyWait(loop, lambda: WINDOW)
+        busy = BusyWait(loop, WINDOW)
         assert not busy.spinning
         touched = loop.time()
         busy.touch()
@@ -33,7 +33,7 @@ def test_a_touch_keeps_the_loop_polling_for_the_window_then_stops() -> None:
 def test_traffic_during_the_window_pushes_its_end_on() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        busy = BusyWait(loop, lambda: WINDOW)
+        busy = BusyWait(loop, WINDOW)
         busy.touch()
         last = loop.time()
         for _ in range(5):
@@ -48,17 +48,16 @@ def test_traffic_during_the_window_pushes_its_end_on() -> None:
     run(main())
 
 
-def test_the_window_is_read_afresh_when_spinning_starts() -> None:
+def test_a_window_of_zero_never_spins_and_a_new_window_applies_at_the_next_wake_up() -> None:
     async def main() -> None:
-        window = [0.0]
-        busy = BusyWait(asyncio.get_running_loop(), lambda: window[0])
+        busy = BusyWait(asyncio.get_running_loop(), 0.0)
         busy.touch()
-        assert not busy.spinning  # 0 is off: nothing scheduled
-        window[0] = WINDOW
+        assert not busy.spinning and busy.spins == 0  # 0 is off: nothing scheduled
+        busy.window = WINDOW
         busy.touch()
         assert busy.spinning
         await _spin_ends(busy)
-        window[0] = 0.0
+        busy.window = 0.0
         busy.touch()
         assert not busy.spinning
 
@@ -67,7 +66,7 @@ def test_the_window_is_read_afresh_when_spinning_starts() -> None:
 
 def test_a_closed_spinner_stops_and_never_starts_again() -> None:
     async def main() -> None:
-        busy = BusyWait(asyncio.get_running_loop(), lambda: 0.01)
+        busy = BusyWait(asyncio.get_running_loop(), 0.01)
         busy.touch()
         busy.close()
         await _spin_ends(busy)
@@ -80,7 +79,7 @@ def test_a_closed_spinner_stops_and_never_starts_again() -> None:
 def test_other_callbacks_run_while_it_spins() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        busy = BusyWait(loop, lambda: 0.01)
+        busy = BusyWait(loop, 0.01)
         ran: list[int] = []
         busy.touch()
         for i in range(100):

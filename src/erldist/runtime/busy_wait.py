@@ -18,7 +18,6 @@ follow each other more closely than that (the BEAM's trade, too).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 __all__ = ["BusyWait"]
 
@@ -26,11 +25,12 @@ __all__ = ["BusyWait"]
 class BusyWait:
     """One node's spinner: ``touch`` on traffic, and the loop stays awake a while."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, window: Callable[[], float]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, window: float) -> None:
         self._loop = loop
-        #: The window in seconds, read when spinning starts (a live setting).
-        self._window_of = window
-        self._window = 0.0
+        #: Seconds to keep polling after the last traffic; 0 is off. The node
+        #: sets it afresh from its config as each connection comes up, so a
+        #: touch (twice per round trip) reads no setting.
+        self.window = window
         #: Traffic since the spinner last looked: it pushes the window's end on.
         self._fresh = False
         self._spinning = False
@@ -40,21 +40,19 @@ class BusyWait:
         self.spins = 0
 
     def touch(self) -> None:
-        """Note traffic: keep the loop polling until ``busy_wait`` after now."""
+        """Note traffic: keep the loop polling until ``window`` after now."""
         self._fresh = True
-        if not self._spinning and not self._closed:
-            self._window = self._window_of()
-            if self._window > 0:
-                self._spinning = True
-                self.spins += 1
-                self._loop.call_soon(self._spin)
+        if not self._spinning and self.window > 0 and not self._closed:
+            self._spinning = True
+            self.spins += 1
+            self._loop.call_soon(self._spin)
 
     def _spin(self) -> None:
         # A ready callback makes the loop's next poll a non-blocking one.
         now = self._loop.time()
         if self._fresh:
             self._fresh = False
-            self._until = now + self._window
+            self._until = now + self.window
         if now < self._until and not self._closed:
             self._loop.call_soon(self._spin)
         else:

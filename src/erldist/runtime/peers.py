@@ -114,8 +114,9 @@ class Peers:
         self.evicted = 0
         self._evictions_log = _RateLimited(log, 10.0)
         self.accepting = False
-        #: Keeps the loop polling a moment after each read and write (``Config.busy_wait``).
-        self.busy_wait = BusyWait(self.loop, lambda: self.config.busy_wait)
+        #: Keeps the loop polling a moment after each read and write (``Config.busy_wait``,
+        #: read again as each connection comes up).
+        self.busy_wait = BusyWait(self.loop, self.config.busy_wait)
 
     @property
     def config(self) -> Config:
@@ -235,6 +236,7 @@ class Peers:
         record.state = PeerState.UP
         record.conn = conn
         record.superseded = False
+        self.busy_wait.window = self.config.busy_wait
         if not record.settled.done():
             record.settled.set_result(None)
         log.info("nodeup %s (%s)", peer, "visible" if conn.visible else "hidden")
