@@ -110,10 +110,11 @@ class Config:
     net_ticktime: float = 60.0
     #: Budget for one ``ping``.
     ping_timeout: float = 8.0
-    #: Seconds the event loop keeps polling, instead of sleeping, after a
-    #: connection read or wrote: a reply is then read as it lands, not after a
-    #: thread wake-up (the BEAM's schedulers do the same, ``erl +sbwt``).
-    #: Costs up to this much of a core after each burst; 0 turns it off.
+    #: Seconds the event loop keeps polling, instead of sleeping, after an
+    #: established connection read or wrote: a reply is then read as it lands,
+    #: not after a thread wake-up (the BEAM's schedulers do the same, ``erl
+    #: +sbwt``). Costs up to this much of a core after each burst; 0 turns it
+    #: off. Read as each connection comes up.
     busy_wait: float = 0.0002
     #: Largest message (one frame, or one reassembled fragmented message) a peer
     #: may send; a larger one closes the connection.

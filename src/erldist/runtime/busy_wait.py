@@ -5,10 +5,12 @@ there answers tens of microseconds late on a virtual machine (measured here:
 about 45 µs of a 120 µs ping on a 2-core KVM guest). The BEAM avoids that
 cost: a scheduler that runs out of work spins for a while before it sleeps
 (``erl +sbwt``, on by default). ``BusyWait`` does the same for a node: for
-``Config.busy_wait`` seconds after a connection last read or wrote, a
-callback reschedules itself every loop turn, so the loop polls without
-blocking and a reply is read as soon as it lands. Between bursts, and on an
-idle node, nothing spins; ``busy_wait=0`` turns it off.
+``Config.busy_wait`` seconds after an established connection last read or
+wrote, a callback reschedules itself every loop turn, so the loop polls
+without blocking and a reply is read as soon as it lands. Between bursts, and
+on an idle node, nothing spins; ``busy_wait=0`` turns it off. Handshakes do
+not start it: on two cores, spinning through a cold connect took the core the
+peer and EPMD needed to answer, and made the connect slower.
 
 It costs CPU, bounded by the window: at most ``busy_wait`` seconds of one
 core after each burst of traffic, and a core for as long as round trips
