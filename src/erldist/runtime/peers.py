@@ -320,14 +320,9 @@ class Peers:
             remaining = max(0.1, deadline - self.loop.time())
             async with asyncio.timeout(remaining):
                 if self.tls is None:
-                    sock = await tcp.connect(self.loop, peer.host, address.port)
-                    try:
-                        _, conn = await self.loop.create_connection(
-                            lambda: self._dialing(record, machine), sock=sock
-                        )
-                    except BaseException:
-                        sock.close()  # (a no-op once a transport owns it and closed it)
-                        raise
+                    _, conn = await tcp.open_connection(
+                        self.loop, lambda: self._dialing(record, machine), peer.host,
+                        address.port)
                 else:
                     conn = await self._dial_tls(machine, peer, address.port, remaining, record)
             await conn.established

@@ -1,4 +1,5 @@
-"""Opening a TCP connection for a dial: EPMD's look-up and the peer's own socket.
+"""Opening a TCP connection for a dial: EPMD's look-up and the peer's own socket
+(plain, or the one TLS is then set up on).
 
 Both steps of a cold connect open a socket to a host that is usually this
 machine or its LAN, where a non-blocking ``connect`` reports "in progress"
@@ -18,9 +19,23 @@ import ipaddress
 import os
 import select
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["connect"]
+__all__ = ["connect", "open_connection"]
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+
+async def open_connection(loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], P],
+                          host: str, port: int) -> tuple[asyncio.Transport, P]:
+    """``loop.create_connection(protocol_factory, host, port)``, on ``connect``'s socket."""
+    sock = await connect(loop, host, port)
+    try:
+        return await loop.create_connection(protocol_factory, sock=sock)
+    except BaseException:
+        sock.close()  # (a no-op once a transport owns it and closed it)
+        raise
 
 
 async def connect(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:

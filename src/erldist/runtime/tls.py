@@ -34,6 +34,7 @@ from typing import Any, cast
 
 from erldist import telemetry
 from erldist.errors import TlsError, TlsFailure, TlsSettingsError
+from erldist.runtime import tcp
 from erldist.tls_settings import VERSIONS, TlsSettings
 
 __all__ = ["TlsContexts", "TlsListener", "classify", "dial"]
@@ -392,7 +393,7 @@ async def dial(contexts: TlsContexts, host: str, port: int, timeout: float,
     A TLS failure raises ``TlsError``; a TCP one (refused, unreachable) ``OSError``.
     """
     loop = asyncio.get_running_loop()
-    plain, _ = await loop.create_connection(_Relay, host, port)
+    plain, _ = await tcp.open_connection(loop, _Relay, host, port)
     try:
         secure, relay = await _Upgrade(plain, contexts.client, server_side=False,
                                        server_hostname=host, timeout=timeout).done()
